@@ -24,12 +24,12 @@ SPOOLDIR ?= /var/spool/posta
 MAILDIR	?= /var/lib/posta/mail
 
 ifdef SANITIZE
-BUILD	:= build-san
+BUILD	?= build-san
 OPT	:= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	   -fno-sanitize-recover=undefined
 SANLD	:= -fsanitize=address,undefined
 else
-BUILD	:= build
+BUILD	?= build
 OPT	:= -O2 -g -D_FORTIFY_SOURCE=2
 SANLD	:=
 endif

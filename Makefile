@@ -47,7 +47,7 @@ CPPFLAGS += -D_GNU_SOURCE -Ilib \
 	   -DPOSTA_MAILDIR='"$(MAILDIR)"'
 ALL_CFLAGS = -std=c11 $(WARN) $(OPT) $(HARDEN) $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(SANLD) $(LDFLAGS)
-LIBS	= $(PKG_LIBS) -ldb -lresolv
+LIBS	= $(PKG_LIBS) -ldb -lcrypt -lresolv
 
 all: programs
 

@@ -1,0 +1,829 @@
+/*
+ * queue - queue IDs, the queue file format and durable writes (see
+ * queue.h for the format and the order of the durable steps)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mem.h"
+#include "queue.h"
+#include "smtp_cmd.h"
+#include "strnum.h"
+
+#define QUEUE_WBUF		(64 * 1024)
+#define QUEUE_SIZE_DIGITS	13
+#define QUEUE_REASON_MAX	1000
+
+static const char queue_b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+static const char *const queue_dirs[QUEUE_NDIRS] = {
+	"incoming", "active", "deferred", "hold", "corrupt",
+};
+
+static const struct attr_limits queue_head_limits = {
+	.max_size = QUEUE_HEAD_MAX,
+	.max_count = 3 * QUEUE_RCPT_MAX + 64,
+	.max_name = 32,
+	.max_value = 64 * 1024,
+};
+
+static const struct attr_limits queue_tail_limits = {
+	.max_size = 8 * 1024,
+	.max_count = 16,
+	.max_name = 32,
+	.max_value = 4 * 1024,
+};
+
+const char *
+queue_dir_name(enum queue_dir d)
+{
+	return (unsigned)d < QUEUE_NDIRS ? queue_dirs[d] : "?";
+}
+
+int
+queue_id_ok(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < QUEUE_ID_LEN; i++)
+		if (s[i] == '\0' || strchr(queue_b32, s[i]) == NULL)
+			return 0;
+	return s[i] == '\0';
+}
+
+int
+queue_path(char *out, size_t outsz, const char *qdir, enum queue_dir d,
+    const char *id)
+{
+	int n;
+
+	if (id != NULL)
+		n = snprintf(out, outsz, "%s/%s/%s", qdir, queue_dir_name(d),
+		    id);
+	else
+		n = snprintf(out, outsz, "%s/%s", qdir, queue_dir_name(d));
+	return n < 0 || (size_t)n >= outsz ? -1 : 0;
+}
+
+int
+queue_dir_sync(const char *qdir, enum queue_dir d)
+{
+	char path[4096];
+	int fd, rc, saved;
+
+	if (queue_path(path, sizeof(path), qdir, d, NULL) < 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	rc = fsync(fd);
+	saved = errno;
+	(void)close(fd);
+	errno = saved;
+	return rc;
+}
+
+/* queue_id_make - ID from a time in microseconds and a suffix 0..31 */
+static void
+queue_id_make(char *id, uint64_t usec, unsigned suffix)
+{
+	int i;
+
+	for (i = QUEUE_ID_LEN - 2; i >= 0; i--) {
+		id[i] = queue_b32[usec & 31];
+		usec >>= 5;
+	}
+	id[QUEUE_ID_LEN - 1] = queue_b32[suffix & 31];
+	id[QUEUE_ID_LEN] = '\0';
+}
+
+struct queue_env *
+queue_env_new(void)
+{
+	struct queue_env *env = xcalloc(1, sizeof(*env));
+
+	env->sender = xstrdup("");
+	return env;
+}
+
+void
+queue_env_set(char **field, const char *s)
+{
+	free(*field);
+	*field = s != NULL ? xstrdup(s) : NULL;
+}
+
+void
+queue_env_free(struct queue_env **envp)
+{
+	struct queue_env *env = *envp;
+	size_t i;
+
+	if (env == NULL)
+		return;
+	for (i = 0; i < env->nrcpt; i++) {
+		free(env->rcpt[i].addr);
+		free(env->rcpt[i].orcpt);
+		free(env->rcpt[i].reason);
+	}
+	free(env->rcpt);
+	free(env->sender);
+	free(env->envid);
+	free(env->client_name);
+	free(env->client_addr);
+	free(env->helo);
+	free(env->proto);
+	free(env->auth);
+	free(env);
+	*envp = NULL;
+}
+
+struct queue_rcpt *
+queue_env_add_rcpt(struct queue_env *env, const char *addr,
+    const char *orcpt, unsigned notify)
+{
+	struct queue_rcpt *rc;
+
+	if (env->nrcpt == env->caprcpt) {
+		env->caprcpt = env->caprcpt ? env->caprcpt * 2 : 8;
+		env->rcpt = xreallocarray(env->rcpt, env->caprcpt,
+		    sizeof(*env->rcpt));
+	}
+	rc = &env->rcpt[env->nrcpt++];
+	memset(rc, 0, sizeof(*rc));
+	rc->addr = xstrdup(addr);
+	rc->orcpt = orcpt != NULL ? xstrdup(orcpt) : NULL;
+	rc->notify = notify;
+	rc->status = QUEUE_R_PENDING;
+	return rc;
+}
+
+const char *
+queue_rstatus_name(enum queue_rstatus s)
+{
+	switch (s) {
+	case QUEUE_R_PENDING:
+		return "pending";
+	case QUEUE_R_DEFERRED:
+		return "deferred";
+	case QUEUE_R_SENT:
+		return "sent";
+	case QUEUE_R_FAILED:
+		return "failed";
+	}
+	return "?";
+}
+
+static int
+queue_rstatus_parse(const char *s, enum queue_rstatus *st_r)
+{
+	if (strcmp(s, "sent") == 0)
+		*st_r = QUEUE_R_SENT;
+	else if (strcmp(s, "failed") == 0)
+		*st_r = QUEUE_R_FAILED;
+	else if (strcmp(s, "deferred") == 0)
+		*st_r = QUEUE_R_DEFERRED;
+	else
+		return -1;
+	return 0;
+}
+
+/* ---- writing ---- */
+
+struct queue_writer {
+	struct queue_env *env;
+	char	 tmp[4096];
+	char	 final[4096];
+	int	 fd;
+	struct buf out;
+	uint64_t size;
+	off_t	 size_off;	/* where the 13 digits of content_size are */
+	int	 err;		/* first write errno, 0 if none */
+	bool	 sealed, committed;
+};
+
+static void
+queue_io_reply(struct reply *r, int err)
+{
+	if (err == ENOSPC || err == EDQUOT)
+		reply_set(r, 452, "4.3.1", "Insufficient system storage");
+	else
+		reply_set(r, 451, "4.3.0", "Error: queue file write error");
+}
+
+static int
+queue_write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	ssize_t w;
+
+	while (n > 0) {
+		w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void
+queue_put_opt(struct buf *b, const char *name, const char *v)
+{
+	if (v != NULL)
+		(void)attr_put_str(b, name, v);
+}
+
+/* queue_encode_env - the envelope record, content_size as 13 zeros */
+static int
+queue_encode_env(struct buf *b, const struct queue_env *env,
+    size_t *size_off_r)
+{
+	size_t i;
+	int rc = 0;
+
+	rc |= attr_put_str(b, "v", "1");
+	rc |= attr_put_str(b, "id", env->id);
+	rc |= attr_put_uint(b, "arrival", (unsigned long long)env->arrival);
+	rc |= attr_put_str(b, "sender", env->sender);
+	if (env->body != SMTP_BODY_NONE)
+		rc |= attr_put_uint(b, "body", (unsigned long long)env->body);
+	if (env->smtputf8)
+		rc |= attr_put_str(b, "smtputf8", "1");
+	if (env->ret != SMTP_RET_NONE)
+		rc |= attr_put_uint(b, "ret", (unsigned long long)env->ret);
+	queue_put_opt(b, "envid", env->envid);
+	queue_put_opt(b, "client_name", env->client_name);
+	queue_put_opt(b, "client_addr", env->client_addr);
+	queue_put_opt(b, "helo", env->helo);
+	queue_put_opt(b, "proto", env->proto);
+	queue_put_opt(b, "auth", env->auth);
+	for (i = 0; i < env->nrcpt; i++) {
+		rc |= attr_put_str(b, "rcpt", env->rcpt[i].addr);
+		if (env->rcpt[i].orcpt != NULL)
+			rc |= attr_put_str(b, "orcpt", env->rcpt[i].orcpt);
+		if (env->rcpt[i].notify != 0)
+			rc |= attr_put_uint(b, "notify", env->rcpt[i].notify);
+	}
+	rc |= attr_put(b, "content_size", "0000000000000", QUEUE_SIZE_DIGITS);
+	*size_off_r = b->len - 1 - QUEUE_SIZE_DIGITS;
+	rc |= attr_end(b);
+	return rc != 0 ? -1 : 0;
+}
+
+struct queue_writer *
+queue_writer_new(const char *qdir, struct queue_env *env, struct reply *r)
+{
+	struct queue_writer *w = xcalloc(1, sizeof(*w));
+	static unsigned counter;
+	struct timeval tv;
+	uint64_t usec;
+	size_t off;
+	unsigned i;
+
+	w->fd = -1;
+	w->env = env;
+	buf_init(&w->out, QUEUE_HEAD_MAX + QUEUE_WBUF);
+	if (env->nrcpt == 0 || env->nrcpt > QUEUE_RCPT_MAX)
+		log_panic("queue_writer_new: %zu recipients", env->nrcpt);
+	for (i = 0; i < 64 && w->fd < 0; i++) {
+		(void)gettimeofday(&tv, NULL);
+		usec = (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+		queue_id_make(env->id, usec,
+		    (unsigned)getpid() + counter++);
+		if (queue_path(w->final, sizeof(w->final), qdir,
+		    QUEUE_INCOMING, env->id) < 0 ||
+		    snprintf(w->tmp, sizeof(w->tmp), "%s.tmp", w->final) >=
+		    (int)sizeof(w->tmp)) {
+			log_err("queue directory name too long: %s", qdir);
+			goto fail;
+		}
+		w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+		if (w->fd < 0 && errno != EEXIST) {
+			log_err("%s: create %s: %s", env->id, w->tmp,
+			    strerror(errno));
+			queue_io_reply(r, errno);
+			goto fail_quiet;
+		}
+	}
+	if (w->fd < 0) {
+		log_err("cannot find a free queue ID in %s", qdir);
+		goto fail;
+	}
+	if (env->arrival == 0)
+		env->arrival = tv.tv_sec;
+	if (queue_encode_env(&w->out, env, &off) < 0) {
+		log_err("%s: envelope too large", env->id);
+		reply_set(r, 552, "5.3.4", "Error: envelope too large");
+		goto fail_quiet;
+	}
+	w->size_off = (off_t)off;
+	return w;
+fail:
+	reply_set(r, 451, "4.3.0", "Error: queue file write error");
+fail_quiet:
+	queue_writer_free(&w);
+	return NULL;
+}
+
+static int
+queue_writer_flush(struct queue_writer *w)
+{
+	if (w->err != 0)
+		return -1;
+	if (w->out.len > 0 && queue_write_all(w->fd, w->out.data,
+	    w->out.len) < 0) {
+		w->err = errno;
+		log_err("%s: write %s: %s", w->env->id, w->tmp,
+		    strerror(errno));
+		return -1;
+	}
+	buf_reset(&w->out);
+	return 0;
+}
+
+int
+queue_writer_write(struct queue_writer *w, const void *p, size_t n)
+{
+	if (w->err != 0 || w->sealed)
+		return -1;
+	w->size += n;
+	if (w->out.len + n > QUEUE_WBUF) {
+		if (queue_writer_flush(w) < 0)
+			return -1;
+		if (n >= QUEUE_WBUF) {
+			if (queue_write_all(w->fd, p, n) < 0) {
+				w->err = errno;
+				log_err("%s: write %s: %s", w->env->id,
+				    w->tmp, strerror(errno));
+				return -1;
+			}
+			return 0;
+		}
+	}
+	(void)buf_append(&w->out, p, n);
+	return 0;
+}
+
+uint64_t
+queue_writer_size(const struct queue_writer *w)
+{
+	return w->size;
+}
+
+int
+queue_writer_seal(struct queue_writer *w, struct reply *r)
+{
+	char digits[QUEUE_SIZE_DIGITS + 1];
+
+	if (queue_writer_flush(w) < 0) {
+		queue_io_reply(r, w->err);
+		return -1;
+	}
+	(void)snprintf(digits, sizeof(digits), "%0*llu", QUEUE_SIZE_DIGITS,
+	    (unsigned long long)w->size);
+	if (pwrite(w->fd, digits, QUEUE_SIZE_DIGITS, w->size_off) !=
+	    QUEUE_SIZE_DIGITS) {
+		w->err = errno ? errno : EIO;
+		log_err("%s: write %s: %s", w->env->id, w->tmp,
+		    strerror(w->err));
+		queue_io_reply(r, w->err);
+		return -1;
+	}
+	w->sealed = true;
+	return 0;
+}
+
+int
+queue_writer_sync(struct queue_writer *w)
+{
+	if (!w->sealed || w->err != 0)
+		return -1;
+	if (fsync(w->fd) < 0) {
+		w->err = errno;
+		return -1;
+	}
+	return 0;
+}
+
+int
+queue_writer_commit(struct queue_writer *w, struct reply *r)
+{
+	if (!w->sealed || w->err != 0) {
+		if (w->err != 0)
+			log_err("%s: fsync %s: %s", w->env->id, w->tmp,
+			    strerror(w->err));
+		queue_io_reply(r, w->err);
+		return -1;
+	}
+	if (rename(w->tmp, w->final) < 0) {
+		log_err("%s: rename %s: %s", w->env->id, w->tmp,
+		    strerror(errno));
+		queue_io_reply(r, errno);
+		return -1;
+	}
+	w->committed = true;
+	(void)close(w->fd);
+	w->fd = -1;
+	return 0;
+}
+
+void
+queue_writer_free(struct queue_writer **wp)
+{
+	struct queue_writer *w = *wp;
+
+	if (w == NULL)
+		return;
+	if (w->fd >= 0) {
+		(void)close(w->fd);
+		if (!w->committed)
+			(void)unlink(w->tmp);
+	}
+	buf_deinit(&w->out);
+	free(w);
+	*wp = NULL;
+}
+
+/* ---- reading ---- */
+
+static int
+queue_get_uint(const struct attr_field *f, unsigned long long max,
+    unsigned long long *v_r)
+{
+	if (memchr(f->value, '\0', f->value_len) != NULL)
+		return -1;
+	return str_to_uint(f->value, 0, max, v_r);
+}
+
+static int
+queue_apply_env(const struct attr_rec *rec, struct queue_env *env,
+    const char **why_r)
+{
+	const struct attr_field *f;
+	struct queue_rcpt *last = NULL;
+	unsigned long long v;
+	size_t i, n = attr_count(rec);
+	bool have_sender = false, have_size = false;
+
+	for (i = 0; i < n; i++) {
+		f = attr_at(rec, i);
+		if (memchr(f->value, '\0', f->value_len) != NULL) {
+			*why_r = "NUL in envelope value";
+			return -1;
+		}
+		if (i == 0) {
+			if (strcmp(f->name, "v") != 0 ||
+			    strcmp(f->value, "1") != 0) {
+				*why_r = "unknown queue file version";
+				return -1;
+			}
+		} else if (have_size) {
+			*why_r = "attribute after content_size";
+			return -1;
+		} else if (strcmp(f->name, "id") == 0) {
+			if (!queue_id_ok(f->value)) {
+				*why_r = "bad queue ID";
+				return -1;
+			}
+			memcpy(env->id, f->value, QUEUE_ID_LEN + 1);
+		} else if (strcmp(f->name, "arrival") == 0) {
+			if (queue_get_uint(f, INT64_MAX, &v) < 0)
+				goto bad;
+			env->arrival = (int64_t)v;
+		} else if (strcmp(f->name, "sender") == 0) {
+			queue_env_set(&env->sender, f->value);
+			have_sender = true;
+		} else if (strcmp(f->name, "body") == 0) {
+			if (queue_get_uint(f, SMTP_BODY_BINARYMIME, &v) < 0)
+				goto bad;
+			env->body = (int)v;
+		} else if (strcmp(f->name, "smtputf8") == 0) {
+			env->smtputf8 = true;
+		} else if (strcmp(f->name, "ret") == 0) {
+			if (queue_get_uint(f, SMTP_RET_HDRS, &v) < 0)
+				goto bad;
+			env->ret = (int)v;
+		} else if (strcmp(f->name, "envid") == 0) {
+			queue_env_set(&env->envid, f->value);
+		} else if (strcmp(f->name, "client_name") == 0) {
+			queue_env_set(&env->client_name, f->value);
+		} else if (strcmp(f->name, "client_addr") == 0) {
+			queue_env_set(&env->client_addr, f->value);
+		} else if (strcmp(f->name, "helo") == 0) {
+			queue_env_set(&env->helo, f->value);
+		} else if (strcmp(f->name, "proto") == 0) {
+			queue_env_set(&env->proto, f->value);
+		} else if (strcmp(f->name, "auth") == 0) {
+			queue_env_set(&env->auth, f->value);
+		} else if (strcmp(f->name, "rcpt") == 0) {
+			if (env->nrcpt >= QUEUE_RCPT_MAX) {
+				*why_r = "too many recipients";
+				return -1;
+			}
+			last = queue_env_add_rcpt(env, f->value, NULL, 0);
+		} else if (strcmp(f->name, "orcpt") == 0) {
+			if (last == NULL || last->orcpt != NULL)
+				goto bad;
+			last->orcpt = xstrdup(f->value);
+		} else if (strcmp(f->name, "notify") == 0) {
+			if (last == NULL || last->notify != 0 ||
+			    queue_get_uint(f, 15, &v) < 0 || v == 0)
+				goto bad;
+			last->notify = (unsigned)v;
+		} else if (strcmp(f->name, "content_size") == 0) {
+			if (f->value_len != QUEUE_SIZE_DIGITS ||
+			    queue_get_uint(f, UINT64_MAX, &v) < 0)
+				goto bad;
+			env->content_size = v;
+			have_size = true;
+		} else {
+			/* unknown names are an error: no silent data loss */
+			*why_r = "unknown envelope attribute";
+			return -1;
+		}
+	}
+	if (env->id[0] == '\0' || !have_sender || !have_size ||
+	    env->nrcpt == 0) {
+		*why_r = "incomplete envelope";
+		return -1;
+	}
+	return 0;
+bad:
+	*why_r = "bad envelope attribute";
+	return -1;
+}
+
+static int
+queue_apply_status(const struct attr_rec *rec, struct queue_env *env,
+    const char **why_r)
+{
+	const char *idx = attr_get_str(rec, "rcpt_index");
+	const char *st = attr_get_str(rec, "status");
+	const char *held = attr_get_str(rec, "held");
+	unsigned long long i, t = 0, next = 0;
+	enum queue_rstatus s;
+	struct queue_rcpt *rc;
+	const char *dsn, *reason;
+
+	if (held != NULL && idx == NULL) {
+		if (strcmp(held, "1") != 0 && strcmp(held, "0") != 0)
+			goto bad;
+		env->held = held[0] == '1';
+		return 0;
+	}
+	if (idx == NULL || st == NULL ||
+	    str_to_uint(idx, 0, env->nrcpt - 1, &i) < 0 ||
+	    queue_rstatus_parse(st, &s) < 0 ||
+	    attr_get_uint(rec, "time", 0, INT64_MAX, &t) < 0 ||
+	    attr_get_uint(rec, "next_try", 0, INT64_MAX, &next) < 0)
+		goto bad;
+	rc = &env->rcpt[i];
+	/* a final status never goes back (a repeated delivery is fine) */
+	if (rc->status == QUEUE_R_SENT || rc->status == QUEUE_R_FAILED)
+		return 0;
+	dsn = attr_get_str(rec, "dsn");
+	reason = attr_get_str(rec, "reason");
+	rc->status = s;
+	(void)snprintf(rc->dsn, sizeof(rc->dsn), "%s", dsn ? dsn : "");
+	queue_env_set(&rc->reason, reason);
+	rc->time = (int64_t)t;
+	rc->next_try = (int64_t)next;
+	return 0;
+bad:
+	*why_r = "bad status record";
+	return -1;
+}
+
+/* queue_parse_head - the envelope record; *used_r = its length */
+static int
+queue_parse_head(const void *data, size_t len, struct queue_env *env,
+    size_t *used_r, const char **why_r)
+{
+	struct attr_rec *rec = attr_rec_new();
+	int rc;
+
+	rc = attr_decode(data, len, &queue_head_limits, rec, used_r, why_r);
+	if (rc == 0)
+		*why_r = "truncated envelope";
+	if (rc == 1)
+		rc = queue_apply_env(rec, env, why_r) < 0 ? -1 : 1;
+	attr_rec_free(&rec);
+	return rc == 1 ? 0 : -1;
+}
+
+/* queue_parse_tail - status records; env->good_end advanced by each */
+static int
+queue_parse_tail(const unsigned char *data, size_t len,
+    struct queue_env *env, const char **why_r)
+{
+	struct attr_rec *rec = attr_rec_new();
+	size_t off = 0, used;
+	int rc = 0;
+
+	while (off < len) {
+		rc = attr_decode(data + off, len - off, &queue_tail_limits,
+		    rec, &used, why_r);
+		if (rc == 0)
+			break;		/* torn last append: ignore it */
+		if (rc < 0 || queue_apply_status(rec, env, why_r) < 0) {
+			rc = -1;
+			break;
+		}
+		off += used;
+		env->good_end += used;
+		rc = 0;
+	}
+	attr_rec_free(&rec);
+	return rc;
+}
+
+int
+queue_parse(const void *data, size_t len, struct queue_env *env,
+    const char **why_r)
+{
+	size_t used;
+
+	if (queue_parse_head(data, len, env, &used, why_r) < 0)
+		return -1;
+	env->content_offset = used;
+	if (env->content_size > len - used) {
+		*why_r = "truncated content";
+		return -1;
+	}
+	env->good_end = used + env->content_size;
+	return queue_parse_tail((const unsigned char *)data + env->good_end,
+	    len - env->good_end, env, why_r);
+}
+
+static int
+queue_pread_all(int fd, void *p, size_t n, off_t off)
+{
+	ssize_t r;
+	char *c = p;
+
+	while (n > 0) {
+		r = pread(fd, c, n, off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		c += r;
+		n -= (size_t)r;
+		off += r;
+	}
+	return 0;
+}
+
+int
+queue_read(int fd, struct queue_env *env, const char **why_r,
+    bool *is_corrupt_r)
+{
+	struct stat st;
+	size_t headlen, taillen, used;
+	uint64_t tail_off;
+	char *buf;
+	int rc;
+
+	*is_corrupt_r = false;
+	if (fstat(fd, &st) < 0) {
+		*why_r = strerror(errno);
+		return -1;
+	}
+	headlen = (size_t)st.st_size < QUEUE_HEAD_MAX ? (size_t)st.st_size :
+	    QUEUE_HEAD_MAX;
+	buf = xmalloc(headlen + 1);
+	if (queue_pread_all(fd, buf, headlen, 0) < 0) {
+		*why_r = "read error";
+		free(buf);
+		return -1;
+	}
+	rc = queue_parse_head(buf, headlen, env, &used, why_r);
+	free(buf);
+	if (rc < 0) {
+		*is_corrupt_r = true;
+		return -1;
+	}
+	env->content_offset = used;
+	if (env->content_size > (uint64_t)st.st_size - used) {
+		*why_r = "truncated content";
+		*is_corrupt_r = true;
+		return -1;
+	}
+	tail_off = used + env->content_size;
+	env->good_end = tail_off;
+	taillen = (size_t)((uint64_t)st.st_size - tail_off);
+	if (taillen > QUEUE_TAIL_MAX) {
+		*why_r = "too many status records";
+		*is_corrupt_r = true;
+		return -1;
+	}
+	if (taillen == 0)
+		return 0;
+	buf = xmalloc(taillen);
+	if (queue_pread_all(fd, buf, taillen, (off_t)tail_off) < 0) {
+		*why_r = "read error";
+		free(buf);
+		return -1;
+	}
+	rc = queue_parse_tail((unsigned char *)buf, taillen, env, why_r);
+	free(buf);
+	if (rc < 0)
+		*is_corrupt_r = true;
+	return rc;
+}
+
+/* queue_append - write rec at good_end (cutting a torn tail), fdatasync */
+static int
+queue_append(int fd, struct queue_env *env, const struct buf *rec)
+{
+	struct stat st;
+	ssize_t w;
+	size_t done = 0;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if ((uint64_t)st.st_size != env->good_end &&
+	    ftruncate(fd, (off_t)env->good_end) < 0)
+		return -1;
+	while (done < rec->len) {
+		w = pwrite(fd, rec->data + done, rec->len - done,
+		    (off_t)(env->good_end + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		done += (size_t)w;
+	}
+	if (fdatasync(fd) < 0)
+		return -1;
+	env->good_end += rec->len;
+	return 0;
+}
+
+int
+queue_status_append(int fd, struct queue_env *env, size_t idx,
+    enum queue_rstatus s, const char *dsn, const char *reason,
+    int64_t next_try)
+{
+	struct queue_rcpt *rc;
+	struct buf b;
+	char cut[QUEUE_REASON_MAX + 1];
+	int64_t now = (int64_t)time(NULL);
+	int ret;
+
+	if (idx >= env->nrcpt || s == QUEUE_R_PENDING)
+		log_panic("queue_status_append: bad index or status");
+	(void)snprintf(cut, sizeof(cut), "%s", reason != NULL ? reason : "");
+	buf_init(&b, queue_tail_limits.max_size);
+	(void)attr_put_uint(&b, "rcpt_index", idx);
+	(void)attr_put_str(&b, "status", queue_rstatus_name(s));
+	(void)attr_put_str(&b, "dsn", dsn != NULL ? dsn : "");
+	(void)attr_put_str(&b, "reason", cut);
+	(void)attr_put_uint(&b, "time", (unsigned long long)now);
+	(void)attr_put_uint(&b, "next_try", (unsigned long long)
+	    (next_try > 0 ? next_try : 0));
+	(void)attr_end(&b);
+	ret = queue_append(fd, env, &b);
+	buf_deinit(&b);
+	if (ret < 0)
+		return -1;
+	rc = &env->rcpt[idx];
+	if (rc->status != QUEUE_R_SENT && rc->status != QUEUE_R_FAILED) {
+		rc->status = s;
+		(void)snprintf(rc->dsn, sizeof(rc->dsn), "%s",
+		    dsn != NULL ? dsn : "");
+		queue_env_set(&rc->reason, cut);
+		rc->time = now;
+		rc->next_try = next_try > 0 ? next_try : 0;
+	}
+	return 0;
+}
+
+int
+queue_hold_append(int fd, struct queue_env *env, bool held)
+{
+	struct buf b;
+	int ret;
+
+	buf_init(&b, 256);
+	(void)attr_put_str(&b, "held", held ? "1" : "0");
+	(void)attr_end(&b);
+	ret = queue_append(fd, env, &b);
+	buf_deinit(&b);
+	if (ret == 0)
+		env->held = held;
+	return ret;
+}

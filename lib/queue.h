@@ -1,0 +1,169 @@
+/*
+ * queue - queue IDs, the queue file format, and durable writes
+ *
+ * The queue lives in queue_directory with one sub-directory per state:
+ * incoming/ (written by smtpd and the injector, complete once renamed
+ * from ID.tmp to ID), active/ (taken by qmgr), deferred/ (waiting for a
+ * retry), hold/ (held by the admin), corrupt/ (could not be parsed).
+ * A message is one file, named by its queue ID, in exactly one of them.
+ *
+ * Queue ID: QUEUE_ID_LEN characters from [0-9A-Z]: ten of the arrival
+ * time in microseconds (base 32, so IDs sort by arrival) and two more
+ * that make it unique: files are created with O_EXCL and the next
+ * suffix is tried on a clash.
+ *
+ * Queue file: a sequence of attr records (attr.h), read by that one
+ * decoder:
+ *
+ *   1. envelope   v=1 id= arrival= sender= [body= smtputf8= ret= envid=
+ *                 client_name= client_addr= helo= proto= auth=], then for
+ *                 each recipient rcpt=ADDR, optionally followed by
+ *                 orcpt= and notify= which belong to the rcpt before
+ *                 them; then content_size= as exactly 13 digits (the
+ *                 writer fills it in place once the size is known).
+ *   2. content    content_size raw bytes: the message as received, dot
+ *                 stuffing removed, lines ending in CRLF.
+ *   3. status     zero or more records appended later, one per event:
+ *                 rcpt_index=N status=sent|failed|deferred dsn=X.Y.Z
+ *                 reason= time= [next_try=]; or held=1|0.  The last one
+ *                 for a recipient wins.  Each is appended with one
+ *                 write(2) and fdatasync()ed before the event counts
+ *                 (invariant 2).
+ *
+ * A torn last status record (crash during the append) is ignored; any
+ * other damage makes the file corrupt.
+ *
+ * Writing (smtpd, sendmail): queue_writer_new() creates incoming/ID.tmp
+ * and writes the envelope; queue_writer_write() appends content
+ * (buffered); queue_writer_seal() flushes and fills in content_size;
+ * queue_writer_sync() fsyncs the file (may run in another thread);
+ * queue_writer_commit() renames it to incoming/ID.  The caller then
+ * fsyncs the directory with queue_dir_sync() — once for a whole batch of
+ * messages (group commit) — and only then says "250 queued as ID"
+ * (invariant 1).  queue_writer_free() of a writer not committed unlinks
+ * the temporary file: a client gone mid-DATA leaves nothing behind.
+ *
+ * Errors that a client will hear come back in a struct reply (451 4.3.0,
+ * 452 4.3.1 for a full disk); the detail goes to the log with the ID.
+ */
+#ifndef POSTA_QUEUE_H
+#define POSTA_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attr.h"
+#include "buf.h"
+#include "reply.h"
+
+#define QUEUE_ID_LEN		12
+#define QUEUE_RCPT_MAX		10000
+#define QUEUE_HEAD_MAX		(4 * 1024 * 1024)	/* envelope record */
+#define QUEUE_TAIL_MAX		(16 * 1024 * 1024)	/* status records */
+
+enum queue_dir {
+	QUEUE_INCOMING,
+	QUEUE_ACTIVE,
+	QUEUE_DEFERRED,
+	QUEUE_HOLD,
+	QUEUE_CORRUPT,
+};
+#define QUEUE_NDIRS	5
+
+enum queue_rstatus {
+	QUEUE_R_PENDING,	/* not tried yet */
+	QUEUE_R_DEFERRED,	/* temporary failure, try again */
+	QUEUE_R_SENT,		/* delivered (final) */
+	QUEUE_R_FAILED,		/* bounced (final) */
+};
+
+struct queue_rcpt {
+	char	*addr;
+	char	*orcpt;			/* "rfc822;xtext" or NULL */
+	unsigned notify;		/* SMTP_NOTIFY_* bits, 0 = default */
+	enum queue_rstatus status;
+	char	 dsn[12];
+	char	*reason;		/* last reply / reason, or NULL */
+	int64_t	 time;			/* of the last status */
+	int64_t	 next_try;		/* deferred: not before */
+};
+
+struct queue_env {
+	char	 id[QUEUE_ID_LEN + 1];
+	int64_t	 arrival;		/* seconds since the epoch */
+	char	*sender;		/* "" = null sender */
+	int	 body;			/* enum smtp_body */
+	bool	 smtputf8;
+	int	 ret;			/* enum smtp_ret */
+	char	*envid;
+	char	*client_name, *client_addr, *helo, *proto, *auth;
+	struct queue_rcpt *rcpt;
+	size_t	 nrcpt, caprcpt;
+	bool	 held;
+	uint64_t content_offset;	/* file offset of the message */
+	uint64_t content_size;
+	uint64_t good_end;		/* end of the last whole record */
+};
+
+/* queue_dir_name - "incoming", "active", ... */
+const char *queue_dir_name(enum queue_dir);
+/* queue_id_ok - 1 if s is a well-formed queue ID (safe in a path) */
+int	queue_id_ok(const char *s);
+/* queue_path - "qdir/incoming/ID" into out; 0 or -1 (too long) */
+int	queue_path(char *out, size_t outsz, const char *qdir,
+	    enum queue_dir, const char *id);
+/* queue_dir_sync - fsync a queue sub-directory; 0 or -1 (errno) */
+int	queue_dir_sync(const char *qdir, enum queue_dir);
+
+/* queue_env_new/free - an empty envelope, owned by the caller */
+struct queue_env *queue_env_new(void);
+void	queue_env_free(struct queue_env **);
+/* queue_env_add_rcpt - append a recipient (copies); returns it */
+struct queue_rcpt *queue_env_add_rcpt(struct queue_env *, const char *addr,
+	    const char *orcpt, unsigned notify);
+/* queue_env_set - replace *field with a copy of s (NULL clears) */
+void	queue_env_set(char **field, const char *s);
+
+struct queue_writer;
+
+struct queue_writer *queue_writer_new(const char *qdir,
+	    struct queue_env *env, struct reply *r);
+int	queue_writer_write(struct queue_writer *, const void *, size_t);
+int	queue_writer_seal(struct queue_writer *, struct reply *r);
+int	queue_writer_sync(struct queue_writer *);
+int	queue_writer_commit(struct queue_writer *, struct reply *r);
+/* queue_writer_size - content bytes written so far */
+uint64_t queue_writer_size(const struct queue_writer *);
+void	queue_writer_free(struct queue_writer **);
+
+/*
+ * queue_parse - parse a whole queue file held in memory (len bytes)
+ * into env (which must be empty).  0, or -1 with *why_r set (corrupt).
+ * Pure: the same code reads real files and serves the fuzzer.
+ */
+int	queue_parse(const void *data, size_t len, struct queue_env *env,
+	    const char **why_r);
+
+/*
+ * queue_read - read the envelope and status of an open queue file
+ * (the content is not read, only located).  0, or -1 with why (errno
+ * text for an I/O error, else the parse reason; *is_corrupt_r says which).
+ */
+int	queue_read(int fd, struct queue_env *env, const char **why_r,
+	    bool *is_corrupt_r);
+
+/*
+ * queue_status_append - append one status record for recipient idx to
+ * an open queue file and fdatasync it; updates env.  0 or -1 (errno).
+ */
+int	queue_status_append(int fd, struct queue_env *env, size_t idx,
+	    enum queue_rstatus, const char *dsn, const char *reason,
+	    int64_t next_try);
+/* queue_hold_append - record held=1/0 durably; 0 or -1 */
+int	queue_hold_append(int fd, struct queue_env *env, bool held);
+
+/* queue_rstatus_name - "pending", "deferred", "sent", "failed" */
+const char *queue_rstatus_name(enum queue_rstatus);
+
+#endif

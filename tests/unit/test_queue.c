@@ -1,0 +1,368 @@
+/*
+ * test_queue - queue IDs, writing a queue file durably, reading it back,
+ * status records (and a torn last one), corrupt files, aborted writes
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "queue.h"
+#include "smtp_cmd.h"
+
+static char qdir[64];
+
+static int
+setup(void **state)
+{
+	char p[128];
+	int i;
+
+	(void)state;
+	snprintf(qdir, sizeof(qdir), "/tmp/test_queue.XXXXXX");
+	if (mkdtemp(qdir) == NULL)
+		return -1;
+	for (i = 0; i < QUEUE_NDIRS; i++) {
+		snprintf(p, sizeof(p), "%s/%s", qdir, queue_dir_name(i));
+		if (mkdir(p, 0700) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[160];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", qdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static int
+count_files(enum queue_dir d)
+{
+	char p[128];
+	struct dirent *de;
+	DIR *dir;
+	int n = 0;
+
+	snprintf(p, sizeof(p), "%s/%s", qdir, queue_dir_name(d));
+	dir = opendir(p);
+	while ((de = readdir(dir)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n;
+}
+
+static struct queue_env *
+sample_env(void)
+{
+	struct queue_env *env = queue_env_new();
+
+	queue_env_set(&env->sender, "sender@example.org");
+	queue_env_set(&env->client_name, "mx.example.org");
+	queue_env_set(&env->client_addr, "192.0.2.7");
+	queue_env_set(&env->helo, "mx.example.org");
+	queue_env_set(&env->proto, "ESMTPS");
+	queue_env_set(&env->envid, "QQ+2B1");
+	env->body = SMTP_BODY_8BITMIME;
+	env->ret = SMTP_RET_HDRS;
+	(void)queue_env_add_rcpt(env, "demo@example.test", "rfc822;demo+40x",
+	    SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY);
+	(void)queue_env_add_rcpt(env, "other@example.test", NULL, 0);
+	return env;
+}
+
+static const char body[] = "Subject: hi\r\n\r\nline one\r\n.dot\r\n";
+
+/* write_message - a committed queue file; returns its path in path */
+static void
+write_message(struct queue_env *env, char *path, size_t pathsz)
+{
+	struct queue_writer *w;
+	struct reply r;
+
+	w = queue_writer_new(qdir, env, &r);
+	assert_non_null(w);
+	assert_true(queue_id_ok(env->id));
+	assert_int_equal(queue_writer_write(w, body, 15), 0);
+	assert_int_equal(queue_writer_write(w, body + 15,
+	    sizeof(body) - 1 - 15), 0);
+	assert_int_equal(queue_writer_size(w), sizeof(body) - 1);
+	assert_int_equal(queue_writer_seal(w, &r), 0);
+	assert_int_equal(queue_writer_sync(w), 0);
+	assert_int_equal(queue_writer_commit(w, &r), 0);
+	queue_writer_free(&w);
+	assert_int_equal(queue_dir_sync(qdir, QUEUE_INCOMING), 0);
+	assert_int_equal(queue_path(path, pathsz, qdir, QUEUE_INCOMING,
+	    env->id), 0);
+}
+
+static void
+test_ids(void **state)
+{
+	char prev[QUEUE_ID_LEN + 1] = "";
+	struct queue_env *env;
+	struct queue_writer *w;
+	struct reply r;
+	int i;
+
+	(void)state;
+	assert_false(queue_id_ok(""));
+	assert_false(queue_id_ok("../../etc/pw"));
+	assert_false(queue_id_ok("0123456789AB0"));
+	assert_false(queue_id_ok("0123456789aB"));
+	assert_false(queue_id_ok("0123456789AI"));	/* no I in base 32 */
+	assert_true(queue_id_ok("0123456789AB"));
+	/* 200 files at once: unique IDs, increasing with time */
+	for (i = 0; i < 200; i++) {
+		env = sample_env();
+		w = queue_writer_new(qdir, env, &r);
+		assert_non_null(w);
+		assert_true(strcmp(env->id, prev) != 0);
+		if (prev[0] != '\0')
+			assert_true(strncmp(env->id, prev, 11) >= 0);
+		memcpy(prev, env->id, sizeof(prev));
+		queue_writer_free(&w);	/* not committed: removed */
+		queue_env_free(&env);
+	}
+	assert_int_equal(count_files(QUEUE_INCOMING), 0);
+}
+
+static void
+test_roundtrip(void **state)
+{
+	struct queue_env *env = sample_env(), *back = queue_env_new();
+	char path[256], content[128];
+	const char *why = NULL;
+	bool corrupt;
+	int fd;
+
+	(void)state;
+	write_message(env, path, sizeof(path));
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(queue_read(fd, back, &why, &corrupt), 0);
+	assert_string_equal(back->id, env->id);
+	assert_string_equal(back->sender, "sender@example.org");
+	assert_string_equal(back->client_addr, "192.0.2.7");
+	assert_string_equal(back->envid, "QQ+2B1");
+	assert_int_equal(back->body, SMTP_BODY_8BITMIME);
+	assert_int_equal(back->ret, SMTP_RET_HDRS);
+	assert_int_equal(back->nrcpt, 2);
+	assert_string_equal(back->rcpt[0].addr, "demo@example.test");
+	assert_string_equal(back->rcpt[0].orcpt, "rfc822;demo+40x");
+	assert_int_equal(back->rcpt[0].notify,
+	    SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY);
+	assert_null(back->rcpt[1].orcpt);
+	assert_int_equal(back->rcpt[1].status, QUEUE_R_PENDING);
+	assert_int_equal(back->content_size, sizeof(body) - 1);
+	assert_int_equal(pread(fd, content, back->content_size,
+	    (off_t)back->content_offset), (ssize_t)sizeof(body) - 1);
+	assert_memory_equal(content, body, sizeof(body) - 1);
+	close(fd);
+	unlink(path);
+	queue_env_free(&env);
+	queue_env_free(&back);
+}
+
+static void
+test_status(void **state)
+{
+	struct queue_env *env = sample_env(), *back;
+	char path[256];
+	const char *why = NULL;
+	bool corrupt;
+	int fd;
+	struct stat st;
+
+	(void)state;
+	write_message(env, path, sizeof(path));
+	queue_env_free(&env);
+	env = queue_env_new();
+	fd = open(path, O_RDWR);
+	assert_int_equal(queue_read(fd, env, &why, &corrupt), 0);
+	assert_int_equal(queue_status_append(fd, env, 1, QUEUE_R_DEFERRED,
+	    "4.2.2", "mailbox full", 12345), 0);
+	assert_int_equal(queue_status_append(fd, env, 0, QUEUE_R_SENT,
+	    "2.0.0", "delivered to maildir", 0), 0);
+	/* a final status is not undone by a later record */
+	assert_int_equal(queue_status_append(fd, env, 0, QUEUE_R_DEFERRED,
+	    "4.0.0", "again", 0), 0);
+	assert_int_equal(queue_hold_append(fd, env, true), 0);
+	/* a torn append: half a record at the end */
+	assert_true(lseek(fd, 0, SEEK_END) > 0);
+	assert_int_equal(write(fd, "40:rcpt_index=1,6:sta", 21), 21);
+	back = queue_env_new();
+	if (queue_read(fd, back, &why, &corrupt) != 0)
+		fail_msg("torn tail: %s", why);
+	assert_int_equal(back->rcpt[0].status, QUEUE_R_SENT);
+	assert_string_equal(back->rcpt[0].dsn, "2.0.0");
+	assert_int_equal(back->rcpt[1].status, QUEUE_R_DEFERRED);
+	assert_string_equal(back->rcpt[1].reason, "mailbox full");
+	assert_int_equal(back->rcpt[1].next_try, 12345);
+	assert_true(back->held);
+	/* the next append cuts the torn bytes off first */
+	assert_int_equal(queue_status_append(fd, back, 1, QUEUE_R_FAILED,
+	    "5.1.1", "no such user", 0), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, back->good_end);
+	queue_env_free(&back);
+	back = queue_env_new();
+	assert_int_equal(queue_read(fd, back, &why, &corrupt), 0);
+	assert_int_equal(back->rcpt[1].status, QUEUE_R_FAILED);
+	close(fd);
+	unlink(path);
+	queue_env_free(&env);
+	queue_env_free(&back);
+}
+
+static void
+test_corrupt(void **state)
+{
+	struct queue_env *env = sample_env(), *back;
+	char path[256], *data;
+	const char *why;
+	struct stat st;
+	bool corrupt;
+	int fd;
+	size_t len, cut;
+	static const char *bad[] = {
+		"",
+		"0:,",
+		"3:v=2,0:,",
+		"3:v=1,0:,",
+		"3:v=1,15:id=0123456789AB,7:sender=,9:rcpt=a@b,"
+		    "26:content_size=0000000000099,0:,short",
+		"3:v=1,15:id=0123456789AB,7:sender=,"
+		    "26:content_size=0000000000000,0:,",
+		"3:v=1,15:id=0123456789AB,7:sender=,9:rcpt=a@b,"
+		    "6:zzz=aa,26:content_size=0000000000000,0:,",
+		"3:v=1,15:id=0123456789AB,7:sender=,9:rcpt=a@b,"
+		    "26:content_size=0000000000000,0:,"
+		    "12:rcpt_index=5,11:status=sent,0:,",
+		"3:v=1,15:id=../../etc/pw,7:sender=,9:rcpt=a@b,"
+		    "26:content_size=0000000000000,0:,",
+		"999999999999999999999:v=1,",
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		back = queue_env_new();
+		why = NULL;
+		if (queue_parse(bad[i], strlen(bad[i]), back, &why) != -1)
+			fail_msg("case %zu parsed", i);
+		assert_non_null(why);
+		queue_env_free(&back);
+	}
+	/* every truncation of a real file is refused or parses whole */
+	write_message(env, path, sizeof(path));
+	fd = open(path, O_RDONLY);
+	assert_int_equal(fstat(fd, &st), 0);
+	len = (size_t)st.st_size;
+	data = malloc(len);
+	assert_int_equal(read(fd, data, len), (ssize_t)len);
+	for (cut = 0; cut < len; cut++) {
+		back = queue_env_new();
+		assert_int_equal(queue_parse(data, cut, back, &why), -1);
+		queue_env_free(&back);
+	}
+	back = queue_env_new();
+	assert_int_equal(queue_read(fd, back, &why, &corrupt), 0);
+	queue_env_free(&back);
+	close(fd);
+	/* a damaged file on disk is reported as corrupt */
+	data[2] = 'X';
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+	fd = open(path, O_RDONLY);
+	back = queue_env_new();
+	assert_int_equal(queue_read(fd, back, &why, &corrupt), -1);
+	assert_true(corrupt);
+	queue_env_free(&back);
+	close(fd);
+	free(data);
+	unlink(path);
+	queue_env_free(&env);
+}
+
+static void
+test_large_content(void **state)
+{
+	struct queue_env *env = sample_env(), *back = queue_env_new();
+	struct queue_writer *w;
+	struct reply r;
+	char path[256], chunk[1000];
+	const char *why;
+	bool corrupt;
+	int fd, i;
+
+	(void)state;
+	memset(chunk, 'x', sizeof(chunk));
+	w = queue_writer_new(qdir, env, &r);
+	for (i = 0; i < 300; i++)
+		assert_int_equal(queue_writer_write(w, chunk, sizeof(chunk)),
+		    0);
+	assert_int_equal(queue_writer_write(w, NULL, 0), 0);
+	assert_int_equal(queue_writer_seal(w, &r), 0);
+	assert_int_equal(queue_writer_write(w, chunk, 1), -1);
+	assert_int_equal(queue_writer_sync(w), 0);
+	assert_int_equal(queue_writer_commit(w, &r), 0);
+	queue_writer_free(&w);
+	queue_path(path, sizeof(path), qdir, QUEUE_INCOMING, env->id);
+	fd = open(path, O_RDONLY);
+	assert_int_equal(queue_read(fd, back, &why, &corrupt), 0);
+	assert_int_equal(back->content_size, 300000);
+	close(fd);
+	unlink(path);
+	queue_env_free(&env);
+	queue_env_free(&back);
+}
+
+static void
+test_write_error(void **state)
+{
+	struct queue_env *env = sample_env();
+	struct queue_writer *w;
+	struct reply r;
+	char bad[128];
+
+	(void)state;
+	/* no incoming/ directory: a 451 for the client, nothing left */
+	snprintf(bad, sizeof(bad), "%s/nonexistent", qdir);
+	w = queue_writer_new(bad, env, &r);
+	assert_null(w);
+	assert_int_equal(r.code, 451);
+	assert_string_equal(r.dsn, "4.3.0");
+	queue_env_free(&env);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_status),
+		cmocka_unit_test(test_corrupt),
+		cmocka_unit_test(test_large_content),
+		cmocka_unit_test(test_write_error),
+	};
+
+	return cmocka_run_group_tests_name("queue", tests, setup, teardown);
+}

@@ -45,8 +45,8 @@ CPPFLAGS += -D_GNU_SOURCE -Ilib \
 	   -DPOSTA_LIBEXECDIR='"$(LIBEXECDIR)"' \
 	   -DPOSTA_SPOOLDIR='"$(SPOOLDIR)"' \
 	   -DPOSTA_MAILDIR='"$(MAILDIR)"'
-ALL_CFLAGS = -std=c11 $(WARN) $(OPT) $(HARDEN) $(PKG_CFLAGS) $(CFLAGS)
-ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(SANLD) $(LDFLAGS)
+ALL_CFLAGS = -std=c11 -pthread $(WARN) $(OPT) $(HARDEN) $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = -pthread -pie -Wl,-z,relro,-z,now $(SANLD) $(LDFLAGS)
 LIBS	= $(PKG_LIBS) -ldb -lcrypt -lresolv
 
 all: programs

@@ -129,8 +129,8 @@ check: test-programs
 
 # ---- fuzzing with libFuzzer (clang) -----------------------------------------
 FUZZ_BUILD := build-fuzz
-FUZZ_FLAGS := -std=c11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined \
-	      -D_GNU_SOURCE -Ilib $(WARN)
+FUZZ_FLAGS = -std=c11 -pthread -g -O1 \
+	      -fsanitize=fuzzer-no-link,address,undefined $(CPPFLAGS) $(WARN)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 
 $(FUZZ_BUILD)/%.o: %.c $(CONFIG_MK)

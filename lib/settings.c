@@ -40,6 +40,26 @@ const struct cfg_def posta_settings[] = {
 	{ "debug", CFG_BOOL, "no", 0, 0, NULL, SCOPE_ALL,
 	    "log debugging detail" },
 
+	/* posta.conf: addresses, domains and tables every program shares */
+	{ "virtual_mailbox_domains", CFG_STR, "", 0, 0, NULL, P,
+	    "more domains whose users are in user_database (list)" },
+	{ "relay_domains", CFG_STR, "", 0, 0, NULL, P,
+	    "domains we accept mail for and forward to a next hop (list)" },
+	{ "relay_recipient_maps", CFG_STR, "", 0, 0, NULL, P,
+	    "valid recipients in relay_domains (tables; empty: refuse all)" },
+	{ "user_database", CFG_STR, "file:$config_directory/users", 0, 0,
+	    NULL, P, "the users: their mailboxes, quotas and passwords" },
+	{ "alias_maps", CFG_STR, "file:$config_directory/aliases", 0, 0,
+	    NULL, P, "aliases and lists for the local domains (tables)" },
+	{ "recipient_delimiter", CFG_STR, "+", 0, 0, NULL, P,
+	    "separates a user name from an address extension (empty: none)" },
+	{ "message_size_limit", CFG_SIZE, "50m", 1024, 1LL << 34, NULL, P,
+	    "largest message accepted, in bytes" },
+	{ "postmaster_address", CFG_STR, "postmaster@$mydomain", 0, 0, NULL,
+	    P, "where bounces of bounces go" },
+	{ "bounce_notice_recipient", CFG_STR, "", 0, 0, NULL, P,
+	    "also tell this address of bounces (empty: nobody)" },
+
 	/* posta.conf: master */
 	{ "master_restart_delay", CFG_TIME, "1s", 0, 3600, NULL, P,
 	    "first wait before restarting a child that died" },
@@ -53,6 +73,11 @@ const struct cfg_def posta_settings[] = {
 	    "how long a throttled service waits before trying again" },
 	{ "master_stop_timeout", CFG_TIME, "10s", 1, 3600, NULL, P,
 	    "how long to wait for children after SIGTERM before SIGKILL" },
+
+	/* qmgr.conf: delivery status notifications (lib/dsn) */
+	{ "bounce_size_limit", CFG_SIZE, "50000", 1024, 1LL << 25, NULL,
+	    SCOPE_QMGR, "larger messages come back in a bounce as their "
+	    "header only" },
 
 	/* posta.conf: TLS for every server and client */
 	{ "tls_cert_file", CFG_STR, "", 0, 0, NULL, SCOPE_ALL,

@@ -407,7 +407,9 @@ cfg_expand(struct cfg *c, const char *s, struct buf *out, int depth)
 	char name[128];
 	size_t n;
 
-	for (p = s; *p != '\0'; p++) {
+	/* stop when out is (nearly) full: "$a$a$a..." grows as refs^depth */
+	for (p = s; *p != '\0' && buf_len(out) + sizeof(name) + 3 < out->max;
+	    p++) {
 		if (*p != '$') {
 			(void)buf_putc(out, *p);
 			continue;

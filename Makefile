@@ -73,7 +73,17 @@ LIB_SRC	:= $(wildcard lib/*.c)
 LIB_OBJ	:= $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIBPOSTA := $(BUILD)/libposta.a
 
-$(BUILD)/%.o: %.c $(CONFIG_MK)
+# Objects depend on the flags too: a build with other -D paths (make
+# install PREFIX=...) or other options recompiles what it must.
+FLAGS_STAMP := $(BUILD)/.flags
+ifeq ($(filter clean distclean,$(MAKECMDGOALS)),)
+ifneq ($(file < $(FLAGS_STAMP)),$(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS))
+$(shell mkdir -p $(BUILD))
+$(file > $(FLAGS_STAMP),$(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS))
+endif
+endif
+
+$(BUILD)/%.o: %.c $(CONFIG_MK) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -135,7 +145,7 @@ FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 
 $(FUZZ_BUILD)/%.o: %.c $(CONFIG_MK)
 	@mkdir -p $(@D)
-	$(FUZZCC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -c -o $@ $<
+	$(FUZZCC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
 	$(FUZZCC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
@@ -148,6 +158,7 @@ fuzz-run: fuzz
 		mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
 		echo "fuzz $$n for $(SECONDS)s"; \
 		$(FUZZ_BUILD)/fuzz_$$n -max_total_time=$(SECONDS) \
+		    -artifact_prefix=$(FUZZ_BUILD)/ \
 		    $(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n || exit 1; \
 	done
 
@@ -165,7 +176,7 @@ stop:
 install: programs
 	./tools/install-tree "$(DESTDIR)" "$(BUILD)/bin" \
 	    "$(LIBEXECDIR)" "$(SBINDIR)" "$(SYSCONFDIR)" "$(MANDIR)" \
-	    "$(SPOOLDIR)" "$(MAILDIR)"
+	    "$(SPOOLDIR)" "$(MAILDIR)" "$(PREFIX)"
 
 clean:
 	rm -rf build build-san build-fuzz
@@ -177,4 +188,5 @@ distclean: clean
 	install clean distclean
 .SECONDARY:
 
--include $(LIB_OBJ:.o=.d) $(wildcard $(BUILD)/*/*.d $(BUILD)/tools/*/*.d)
+-include $(LIB_OBJ:.o=.d) $(wildcard $(BUILD)/*/*.d $(BUILD)/tools/*/*.d) \
+	$(wildcard $(FUZZ_BUILD)/lib/*.d)

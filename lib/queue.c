@@ -286,7 +286,7 @@ struct queue_writer *
 queue_writer_new(const char *qdir, struct queue_env *env, struct reply *r)
 {
 	struct queue_writer *w = xcalloc(1, sizeof(*w));
-	static unsigned counter;
+	static unsigned counter;	/* atomic: local writes from threads */
 	struct timeval tv;
 	uint64_t usec;
 	size_t off;
@@ -301,7 +301,8 @@ queue_writer_new(const char *qdir, struct queue_env *env, struct reply *r)
 		(void)gettimeofday(&tv, NULL);
 		usec = (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
 		queue_id_make(env->id, usec,
-		    (unsigned)getpid() + counter++);
+		    (unsigned)getpid() +
+		    __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
 		if (queue_path(w->final, sizeof(w->final), qdir,
 		    QUEUE_INCOMING, env->id) < 0 ||
 		    snprintf(w->tmp, sizeof(w->tmp), "%s.tmp", w->final) >=

@@ -69,9 +69,11 @@ check "and keeps the admin's posta.conf" \
     grep -qx "mydomain = admin.test" "$D/etc/posta/posta.conf"
 check "and says so" grep -q "keeping existing /etc/posta/posta.conf" "$T/log"
 
-# other directories are honoured, paths in the files follow them
+# other directories are honoured, paths in the files follow them; the
+# compiled-in defaults change too, so this builds in a directory of its own
+# (the shared build must keep the default paths for the other tests)
 D2=$T/other
-make -s BUILD="$BUILD" ${SANITIZE:+SANITIZE="$SANITIZE"} install DESTDIR="$D2" PREFIX=/usr/local \
+make -s BUILD="$T/build" ${SANITIZE:+SANITIZE="$SANITIZE"} install DESTDIR="$D2" PREFIX=/usr/local \
     SYSCONFDIR=/usr/local/etc/posta SPOOLDIR=/var/spool/posta-test \
     >"$T/log" 2>&1
 check "install with PREFIX=/usr/local" [ $? -eq 0 ]
@@ -82,6 +84,9 @@ check "its posta.conf comments name the queue directory given" \
     grep -qx "#queue_directory = /var/spool/posta-test" "$D2/usr/local/etc/posta/posta.conf"
 check "the unit runs /usr/local/lib/posta/master" \
     grep -qx "ExecStart=/usr/local/lib/posta/master -f" "$D2/usr/local/lib/systemd/system/posta.service"
+"$D2/usr/local/sbin/posta" config config_directory >"$T/out" 2>&1
+check "that build's posta looks in /usr/local/etc/posta by default" \
+    grep -q "/usr/local/etc/posta" "$T/out"
 
 # a normal user stages a tree: no chown, and it still works
 if [ "$(id -u)" = 0 ]; then

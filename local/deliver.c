@@ -69,9 +69,10 @@ local_maps_open(const char *setting, const char *list, char *const *items,
 	size_t i;
 	int rc = 1;
 
-	for (i = 0; items != NULL ? i < nitems :
+	/* list != NULL: a setting's text; else items[nitems] (may be none) */
+	for (i = 0; list == NULL ? i < nitems :
 	    (rc = cfg_list_next(&pos, spec, sizeof(spec))) > 0; i++) {
-		if (items != NULL) {
+		if (list == NULL) {
 			if (strchr(items[i], ':') == NULL)
 				continue;
 			(void)snprintf(spec, sizeof(spec), "%s", items[i]);

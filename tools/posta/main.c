@@ -5,6 +5,8 @@
  *	posta [-c config_dir] check [-v]
  *	posta [-c config_dir] config [-n] [name ...]
  *	posta [-c config_dir] map build FILE
+ *	posta [-c config_dir] queue list | show ID | flush [ID] |
+ *	    delete ID|ALL | hold ID | release ID | requeue [ID|ALL]
  *
  * main() only finds the configuration directory (-c, else
  * $POSTA_CONFIG_DIR, else the compiled-in one), makes it absolute (master
@@ -33,6 +35,7 @@ static const struct {
 	{ "check", cmd_check },
 	{ "config", cmd_config },
 	{ "map", cmd_map },
+	{ "queue", cmd_queue },
 };
 
 void
@@ -42,7 +45,10 @@ usage(void)
 	    "usage: posta [-c config_dir] start | stop | reload | status\n"
 	    "       posta [-c config_dir] check [-v]\n"
 	    "       posta [-c config_dir] config [-n] [name ...]\n"
-	    "       posta [-c config_dir] map build FILE\n");
+	    "       posta [-c config_dir] map build FILE\n"
+	    "       posta [-c config_dir] queue list | show ID | flush [ID] |\n"
+	    "           delete ID|ALL | hold ID | release ID | "
+	    "requeue [ID|ALL]\n");
 }
 
 int

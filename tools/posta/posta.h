@@ -31,6 +31,7 @@ int	cmd_status(const char *dir, int argc, char **argv);
 int	cmd_check(const char *dir, int argc, char **argv);
 int	cmd_config(const char *dir, int argc, char **argv);
 int	cmd_map(const char *dir, int argc, char **argv);
+int	cmd_queue(const char *dir, int argc, char **argv);
 
 /*
  * posta_conf_load - dir/posta.conf as a cfg of the posta.conf scope, or

@@ -1,0 +1,153 @@
+/*
+ * bounce - delivery status notices from qmgr (lib/dsn builds the text)
+ *
+ * Once every recipient of a message is final: one failure notice
+ * (bounce) for the failed recipients that want one, and one success
+ * report for NOTIFY=SUCCESS recipients, each queued as a new message
+ * from the null sender to the envelope sender.  Never to the null
+ * sender: when mail from the null sender (a bounce) fails, one notice
+ * goes to postmaster_address instead (a double bounce); when that one
+ * fails too (its failed recipient is the postmaster) it is dropped with
+ * a log line.  So no notice ever causes more than one further notice:
+ * no loop.
+ *
+ * A delay warning (delay_warning_time) is sent when the round that
+ * crosses arrival + delay_warning_time ends with recipients deferred
+ * (backoff_warn_due: at most once, without a record of it).
+ *
+ * A notice is written with the queue writer (fsync, rename, directory
+ * fsync) before the original goes: a crash in between repeats it at
+ * worst.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "backoff.h"
+#include "dsn.h"
+#include "log.h"
+#include "mem.h"
+#include "qmgr.h"
+#include "smtp_cmd.h"
+
+/* bounce_queue - build and queue one notice about env to rcpt */
+static int
+bounce_queue(struct qmsg *m, const struct queue_env *env, int kind,
+    const char *rcpt, const char *what)
+{
+	struct dsn_info info;
+	struct dsn_result res;
+	struct queue_env *nenv;
+	struct queue_writer *w;
+	struct reply r;
+	struct buf out;
+	int rc;
+
+	memset(&info, 0, sizeof(info));
+	info.myhostname = qm.conf.myhostname;
+	info.size_limit = qm.conf.bounce_size_limit;
+	if (kind == DSN_DELAY)
+		info.queue_lifetime = qm.conf.queue_lifetime;
+	buf_init(&out, 0);
+	rc = dsn_build(&info, env, m->fd, (enum dsn_kind)kind, &out, &res);
+	if (rc <= 0) {
+		if (rc < 0)
+			log_err("%s: cannot build the %s notice: %s",
+			    env->id, dsn_kind_name((enum dsn_kind)kind),
+			    strerror(errno));
+		buf_deinit(&out);
+		return rc;
+	}
+	nenv = queue_env_new();
+	(void)queue_env_add_rcpt(nenv, rcpt, NULL, 0);
+	nenv->body = res.is_8bit ? SMTP_BODY_8BITMIME : SMTP_BODY_NONE;
+	nenv->smtputf8 = res.smtputf8;
+	queue_env_set(&nenv->proto, "qmgr");
+	rc = -1;
+	if ((w = queue_writer_new(".", nenv, &r)) != NULL &&
+	    queue_writer_write(w, out.data, out.len) == 0 &&
+	    queue_writer_seal(w, &r) == 0 && queue_writer_sync(w) == 0 &&
+	    queue_writer_commit(w, &r) == 0) {
+		if (queue_dir_sync(".", QUEUE_INCOMING) < 0)
+			log_err("%s: fsync incoming/: %s", nenv->id,
+			    strerror(errno));
+		else
+			rc = 0;
+	}
+	if (rc == 0) {
+		log_info("%s: %s: %s", env->id, what, nenv->id);
+		if (index_get(nenv->id) == NULL)
+			(void)index_add(nenv->id, QE_READY, QUEUE_INCOMING);
+	} else {
+		log_err("%s: cannot queue the %s notice", env->id,
+		    dsn_kind_name((enum dsn_kind)kind));
+	}
+	queue_writer_free(&w);
+	queue_env_free(&nenv);
+	buf_deinit(&out);
+	return rc < 0 ? -1 : 1;
+}
+
+/* bounce_double - a failed null-sender message: tell the postmaster */
+static int
+bounce_double(struct qmsg *m)
+{
+	const struct queue_env *env = m->env;
+	struct queue_env copy;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].status == QUEUE_R_FAILED &&
+		    strcasecmp(env->rcpt[i].addr, qm.conf.postmaster) == 0) {
+			log_warn("%s: undeliverable postmaster notification "
+			    "discarded", env->id);
+			return 0;
+		}
+	/* the same report, addressed to the postmaster, NOTIFY ignored */
+	copy = *env;
+	copy.sender = (char *)qm.conf.postmaster;
+	copy.rcpt = xcalloc(env->nrcpt, sizeof(*copy.rcpt));
+	memcpy(copy.rcpt, env->rcpt, env->nrcpt * sizeof(*copy.rcpt));
+	for (i = 0; i < env->nrcpt; i++)
+		copy.rcpt[i].notify = 0;
+	rc = bounce_queue(m, &copy, DSN_FAILURE, qm.conf.postmaster,
+	    "postmaster non-delivery notification");
+	free(copy.rcpt);
+	return rc < 0 ? -1 : 0;
+}
+
+int
+bounce_final(struct qmsg *m)
+{
+	const struct queue_env *env = m->env;
+	bool has_failed = false;
+	size_t i;
+
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].status == QUEUE_R_FAILED)
+			has_failed = true;
+	if (env->sender[0] == '\0')
+		return has_failed ? bounce_double(m) : 0;
+	if (has_failed && bounce_queue(m, env, DSN_FAILURE, env->sender,
+	    "sender non-delivery notification") < 0)
+		return -1;
+	if (bounce_queue(m, env, DSN_SUCCESS, env->sender,
+	    "sender delivery status notification") < 0)
+		return -1;
+	return 0;
+}
+
+void
+bounce_delay(struct qmsg *m, int64_t now)
+{
+	const struct queue_env *env = m->env;
+
+	if (env->sender[0] == '\0' || !backoff_warn_due(env->arrival,
+	    m->last_attempt, now, qm.conf.delay_warning))
+		return;
+	(void)bounce_queue(m, env, DSN_DELAY, env->sender,
+	    "sender delay notification");
+}

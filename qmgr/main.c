@@ -1,0 +1,184 @@
+/*
+ * qmgr - the queue manager: schedules deliveries from the queue
+ *
+ * main.c only sets up: settings, the transport resolver, the ipc
+ * server on private/qmgr, the first scan and the scan timer; see
+ * qmgr.h for the files that do the work.
+ *
+ * The listening socket: master passes private/qmgr as fd 3 and the
+ * lib/server skeleton would accept on it itself, handing each
+ * connection to ops->accept; but lib/ipc's server wants the listening
+ * socket.  So qmgr gives the socket to lib/ipc and puts the read end
+ * of an idle pipe in its place for the skeleton to watch (it never
+ * becomes readable).  Run by hand (no socket passed) qmgr makes
+ * private/qmgr itself with ipc_listen().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mem.h"
+#include "qmgr.h"
+#include "server.h"
+
+#define QMGR_SOCKET	"private/qmgr"
+
+struct qmgr qm;
+
+static void
+qmgr_conf_load(struct cfg *cfg)
+{
+	struct qmgr_conf *c = &qm.conf;
+
+	c->queue_run_delay = cfg_int(cfg, "queue_run_delay");
+	c->min_backoff = cfg_int(cfg, "minimal_backoff_time");
+	c->max_backoff = cfg_int(cfg, "maximal_backoff_time");
+	c->queue_lifetime = cfg_int(cfg, "maximal_queue_lifetime");
+	c->bounce_lifetime = cfg_int(cfg, "bounce_queue_lifetime");
+	c->delay_warning = cfg_int(cfg, "delay_warning_time");
+	c->ipc_timeout = cfg_int(cfg, "qmgr_ipc_timeout");
+	c->active_limit = (size_t)cfg_int(cfg, "qmgr_message_active_limit");
+	c->bounce_size_limit = (uint64_t)cfg_int(cfg, "bounce_size_limit");
+	c->myhostname = cfg_str(cfg, "myhostname");
+	c->postmaster = cfg_str(cfg, "postmaster_address");
+}
+
+/* qmgr_listen_fd - the listening socket to serve, or -1 */
+static int
+qmgr_listen_fd(void)
+{
+	int on = 0, p[2], lfd;
+	socklen_t len = sizeof(on);
+
+	if (getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on) {
+		if ((lfd = fcntl(3, F_DUPFD_CLOEXEC, 4)) < 0 ||
+		    pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0 ||
+		    dup3(p[0], 3, O_CLOEXEC) < 0) {
+			log_err("cannot take over the listening socket: %s",
+			    strerror(errno));
+			return -1;
+		}
+		(void)close(p[0]);
+		qm.placeholder_fd = p[1];
+		return lfd;
+	}
+	if ((lfd = ipc_listen(QMGR_SOCKET, 0600)) < 0)
+		log_err("cannot listen on %s: %s", QMGR_SOCKET,
+		    strerror(errno));
+	return lfd;
+}
+
+static int
+qmgr_init(struct ev *ev, struct cfg *cfg)
+{
+	static const char *const dirs[] = { "incoming", "active",
+	    "deferred", "hold", "corrupt", "private" };
+	struct buf errs;
+	const char *p, *nl;
+	size_t i;
+	int lfd;
+
+	qm.ev = ev;
+	qm.cfg = cfg;
+	qm.placeholder_fd = -1;
+	qmgr_conf_load(cfg);
+	buf_init(&errs, 0);
+	if ((qm.res = resolve_new(cfg, &errs)) == NULL) {
+		for (p = buf_cstr(&errs); *p != '\0'; p = nl + 1) {
+			if ((nl = strchr(p, '\n')) == NULL)
+				nl = p + strlen(p) - 1;
+			log_err("%.*s", (int)(nl - p), p);
+		}
+		buf_deinit(&errs);
+		return -1;
+	}
+	buf_deinit(&errs);
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		if (mkdir(dirs[i], 0700) < 0 && errno != EEXIST) {
+			log_err("mkdir %s: %s", dirs[i], strerror(errno));
+			return -1;
+		}
+	if ((lfd = qmgr_listen_fd()) < 0)
+		return -1;
+	TAILQ_INIT(&qm.active);
+	index_init();
+	sched_init();
+	qm.ipc = ipc_server_new(ev, lfd, qmgr_handlers, NULL, NULL);
+	log_info("started: queue_run_delay=%llds, backoff %llds..%llds, "
+	    "active limit %zu", (long long)qm.conf.queue_run_delay,
+	    (long long)qm.conf.min_backoff, (long long)qm.conf.max_backoff,
+	    qm.conf.active_limit);
+	scan_all(true);
+	scan_schedule();
+	return 0;
+}
+
+static void
+qmgr_free_ent(struct qent *e, void *arg)
+{
+	(void)arg;
+	index_del(e);
+}
+
+/* qmgr_stop - SIGTERM: mail in active/ stays there for the next start */
+static void
+qmgr_stop(struct ev *ev)
+{
+	struct qmsg *m;
+
+	qm.stopping = true;
+	ev_timer_cancel(ev, &qm.scan_timer);
+	ev_timer_cancel(ev, &qm.defer_timer);
+	sched_cancel_all();
+	ipc_server_free(&qm.ipc);
+	while ((m = TAILQ_FIRST(&qm.active)) != NULL) {
+		TAILQ_REMOVE(&qm.active, m, link);
+		if (m->fd >= 0)
+			(void)close(m->fd);
+		queue_env_free(&m->env);
+		free(m);
+	}
+	qm.nactive = 0;
+	index_foreach(qmgr_free_ent, NULL);
+	free(qm.hash);
+	qm.hash = NULL;
+	free(qm.dhash);
+	free(qm.tp_busy);
+	free(qm.tp_limit);
+	free(qm.tp_dest_limit);
+	free(qm.tp_rcpt_limit);
+	resolve_free(&qm.res);
+	if (qm.placeholder_fd >= 0)
+		(void)close(qm.placeholder_fd);
+	log_info("stopped");
+	ev_stop(ev);
+}
+
+/* qmgr_accept - not used: lib/ipc accepts on the socket (see above) */
+static void
+qmgr_accept(struct ev *ev, int fd, const struct server_peer *peer)
+{
+	(void)ev;
+	(void)peer;
+	(void)close(fd);
+	server_client_done();
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct server_ops ops = {
+		.name = "qmgr",
+		.init = qmgr_init,
+		.accept = qmgr_accept,
+		.stop = qmgr_stop,
+	};
+
+	return server_main(argc, argv, &ops);
+}

@@ -1,0 +1,278 @@
+"""postalib - a whole posta instance for the integration tests.
+
+Not a test itself (not executable): the end-to-end tests import it.
+
+Posta(...) lays out a temporary instance: etc/ (posta.conf, master.conf,
+users, aliases, TLS certificates from a test CA), queue/, mail/, log/,
+with every service on 127.0.0.1 ports chosen at run time, then start()
+runs the real master (build/bin/master -f) as a child of the test and
+stop() ends it by PID (SIGTERM, then waits).  Helpers read the log, the
+queue directories and the Maildirs the way an admin would.
+
+Tap is the tiny TAP writer the test runner counts ("ok N - what").
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
+BIN = os.path.join(BUILD, "bin")
+MKCERTS = os.path.join(ROOT, "tests", "fixtures", "tls", "mkcerts.sh")
+
+DEMO_HASH = None
+with open(os.path.join(ROOT, "conf", "users")) as _f:
+    for _line in _f:
+        if _line.startswith("demo@example.test:"):
+            DEMO_HASH = _line.strip()
+
+
+class Tap:
+    """TAP output: one "ok N - what" or "not ok N - what" per check."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, what, diag=None):
+        self.n += 1
+        if cond:
+            print("ok %d - %s" % (self.n, what), flush=True)
+        else:
+            self.failed += 1
+            print("not ok %d - %s" % (self.n, what), flush=True)
+            if diag is not None:
+                for line in str(diag).splitlines()[-30:]:
+                    print("# " + line, flush=True)
+        return bool(cond)
+
+    def eq(self, got, want, what, diag=None):
+        text = "got %r, want %r" % (got, want)
+        if diag is not None:
+            text += "\n" + str(diag)
+        return self.ok(got == want, what, text)
+
+    def done(self):
+        print("1..%d" % self.n, flush=True)
+        return 1 if self.failed else 0
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_until(pred, timeout=15.0, step=0.05):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+class Posta:
+    """One posta instance in a temporary directory."""
+
+    def __init__(self, name="posta", domain="example.test",
+                 hostname="mx.example.test", posta_conf="", master_extra="",
+                 users="", aliases="", services=None, extra_ports=(),
+                 program_conf=None):
+        self.tmp = tempfile.mkdtemp(prefix="posta-%s." % name)
+        os.chmod(self.tmp, 0o755)
+        self.etc = os.path.join(self.tmp, "etc")
+        self.queue = os.path.join(self.tmp, "queue")
+        self.mail = os.path.join(self.tmp, "mail")
+        self.logdir = os.path.join(self.tmp, "log")
+        self.logfile = os.path.join(self.logdir, "posta.log")
+        self.domain = domain
+        self.hostname = hostname
+        for d in (self.etc, self.mail, self.logdir):
+            os.makedirs(d)
+        self.certs = os.path.join(self.etc, "tls")
+        subprocess.run(["sh", MKCERTS, self.certs], check=True,
+                       stdout=subprocess.DEVNULL)
+        self.ports = {"smtp": free_port(), "submission": free_port(),
+                      "submissions": free_port()}
+        for name in extra_ports:
+            self.ports[name] = free_port()
+        self.proc = None
+        self._write_conf(posta_conf, master_extra, users, aliases, services)
+        for prog, text in (program_conf or {}).items():
+            with open(os.path.join(self.etc, prog + ".conf"), "w") as f:
+                f.write(text)
+        if os.geteuid() == 0:
+            # master runs as root and drops its children to posta
+            for d in (self.mail, self.logdir):
+                shutil.chown(d, "posta", "posta")
+            for f in os.listdir(self.certs):
+                os.chmod(os.path.join(self.certs, f), 0o644)
+            os.chmod(os.path.join(self.certs, "server.key"), 0o600)
+
+    def _write_conf(self, posta_conf, master_extra, users, aliases, services):
+        owner = "posta" if os.geteuid() == 0 else os.environ.get("USER")
+        with open(os.path.join(self.etc, "posta.conf"), "w") as f:
+            f.write("""# test instance
+myhostname = {host}
+mydomain = {dom}
+mydestination = $mydomain, localhost
+mynetworks = 127.0.0.0/8
+queue_directory = {q}
+daemon_directory = {bin}
+mail_root = {mail}
+mail_owner = {owner}
+maillog_file = {log}
+user_database = file:{etc}/users
+alias_maps = file:{etc}/aliases
+tls_cert_file = {etc}/tls/server.pem
+tls_key_file = {etc}/tls/server.key
+tls_ca_file = {etc}/tls/ca.pem
+master_restart_delay = 0
+{extra}
+""".format(host=self.hostname, dom=self.domain, q=self.queue, bin=BIN,
+                mail=self.mail, owner=owner, log=self.logfile, etc=self.etc,
+                extra=posta_conf))
+        if services is None:
+            services = """smtp        inet 127.0.0.1:{smtp} 1 smtpd
+submission  inet 127.0.0.1:{submission} 1 smtpd
+    -o smtpd_tls_security_level=encrypt -o smtpd_sasl_auth_enable=yes
+    -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+submissions inet 127.0.0.1:{submissions} 1 smtpd
+    -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes
+    -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+submit      unix public/submit 1 smtpd -o smtpd_local_submit=yes
+qmgr        unix private/qmgr 1 qmgr
+local       unix private/local 1 local
+"""
+        with open(os.path.join(self.etc, "master.conf"), "w") as f:
+            f.write(services.format(**self.ports))
+            f.write(master_extra.format(**self.ports))
+        with open(os.path.join(self.etc, "users"), "w") as f:
+            f.write(DEMO_HASH.replace("example.test", self.domain) + "\n")
+            f.write(users)
+        with open(os.path.join(self.etc, "aliases"), "w") as f:
+            f.write("postmaster: demo@%s\n" % self.domain)
+            f.write(aliases)
+
+    # ---- running --------------------------------------------------------
+
+    def start(self, timeout=15):
+        self.proc = subprocess.Popen(
+            [os.path.join(BIN, "master"), "-f", "-c", self.etc],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ok = wait_until(lambda: self._ports_up(), timeout)
+        if not ok:
+            raise RuntimeError("posta did not start:\n" + self.log())
+        return self
+
+    def _ports_up(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("master exited %s:\n%s" %
+                               (self.proc.returncode, self.log()))
+        for port in self.ports.values():
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+            except OSError:
+                return False
+        return os.path.exists(os.path.join(self.queue, "private", "local"))
+
+    def pids(self, prog):
+        """PIDs of the running children of master named prog."""
+        out = []
+        if self.proc is None:
+            return out
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    stat = f.read()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    argv0 = f.read().split(b"\0")[0].decode()
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == self.proc.pid and os.path.basename(argv0) == prog:
+                out.append(int(pid))
+        return out
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        if os.environ.get("POSTA_KEEP_TMP") != "1":
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def posta(self, *args, stdin=None):
+        return subprocess.run([os.path.join(BIN, "posta"), "-c", self.etc] +
+                              list(args), input=stdin, capture_output=True,
+                              text=True, timeout=60)
+
+    # ---- looking ---------------------------------------------------------
+
+    def log(self):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait_log(self, text, timeout=15):
+        return wait_until(lambda: text in self.log(), timeout)
+
+    def queue_ids(self, sub):
+        d = os.path.join(self.queue, sub)
+        try:
+            return sorted(n for n in os.listdir(d) if not n.endswith(".tmp"))
+        except OSError:
+            return []
+
+    def maildir(self, user="demo", domain=None):
+        return os.path.join(self.mail, domain or self.domain, user, "Maildir")
+
+    def mails(self, user="demo", domain=None, folder="new"):
+        d = os.path.join(self.maildir(user, domain), folder)
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            return []
+        return [os.path.join(d, n) for n in names]
+
+    def wait_mails(self, count, user="demo", domain=None, timeout=20):
+        wait_until(lambda: len(self.mails(user, domain)) >= count, timeout)
+        return self.mails(user, domain)
+
+    def read_mail(self, path):
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def run_main(fn):
+    """Run fn(tap) and exit with TAP's status; report a crash as not ok."""
+    tap = Tap()
+    try:
+        fn(tap)
+    except Exception as e:  # a broken test is a failed test
+        import traceback
+        tap.ok(False, "test raised %s" % type(e).__name__,
+               traceback.format_exc())
+    sys.exit(tap.done())

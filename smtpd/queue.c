@@ -17,9 +17,9 @@
  * No fsync is ever skipped: every 250 comes after its file's own fsync
  * and after a directory fsync that started after its rename.
  *
- * After the 250, qmgr is told best effort: a non-blocking connect to
- * private/qmgr and one "request=new id=ID" record; when qmgr is down
- * the message waits in incoming/ for its next scan.
+ * After the 250, qmgr is told best effort with "request=new id=ID" over
+ * one kept, pipelined connection to private/qmgr (lib/trigger.h); when
+ * qmgr is down the message waits in incoming/ for its scan at start.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,9 +36,9 @@
 #include "log.h"
 #include "mem.h"
 #include "smtpd.h"
+#include "trigger.h"
 
 #define QMGR_SOCKET		"private/qmgr"
-#define QMGR_NOTIFY_MS		5000
 
 static struct {
 	struct fsyncq *fsq;
@@ -48,12 +48,9 @@ static struct {
 	struct smtpd_session *syncing;		/* covered by the one running */
 	bool	 dir_busy;
 	unsigned pending;			/* sessions in SS_QUEUE */
+	struct trigger *qmgr;			/* "new id=" to qmgr */
 } q = { .dirfd = -1 };
 
-struct qmgr_note {
-	int	 fd;
-	struct ev_timer *timer;
-};
 
 void
 smtpd_queue_init(struct ev *ev, int nthreads)
@@ -67,12 +64,14 @@ smtpd_queue_init(struct ev *ev, int nthreads)
 		log_fatal("open %s: %s", path, strerror(errno));
 	q.fsq = fsyncq_new(ev, nthreads);
 	q.waiting_tail = &q.waiting;
+	q.qmgr = trigger_new(ev, QMGR_SOCKET);
 }
 
 void
 smtpd_queue_done(void)
 {
 	fsyncq_free(&q.fsq);
+	trigger_free(&q.qmgr);
 	if (q.dirfd >= 0)
 		(void)close(q.dirfd);
 	q.dirfd = -1;
@@ -102,85 +101,6 @@ smtpd_queue_start(struct smtpd_session *s, struct reply *r)
 	else
 		log_info("%s: client=%s", env->id, s->client);
 	return 0;
-}
-
-/* ---- qmgr notification -------------------------------------------------- */
-
-static void
-qmgr_note_free(struct qmgr_note *n)
-{
-	ev_timer_cancel(smtpd.ev, &n->timer);
-	ev_fd_clear(smtpd.ev, n->fd);
-	(void)close(n->fd);
-	free(n);
-}
-
-static void
-qmgr_on_answer(struct ev *ev, int fd, int events, void *arg)
-{
-	char tmp[512];
-
-	(void)ev;
-	(void)events;
-	/* the answer does not matter: read it so qmgr is not cut off */
-	(void)recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
-	qmgr_note_free(arg);
-}
-
-static void
-qmgr_on_timeout(struct ev *ev, void *arg)
-{
-	struct qmgr_note *n = arg;
-
-	(void)ev;
-	n->timer = NULL;
-	qmgr_note_free(n);
-}
-
-static void
-qmgr_notify(const char *id)
-{
-	struct sockaddr_un sun;
-	struct qmgr_note *n;
-	struct buf b;
-	size_t len;
-	ssize_t w;
-	int fd;
-
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	(void)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s",
-	    QMGR_SOCKET);
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		log_debug("%s: qmgr not told: %s", id, strerror(errno));
-		(void)close(fd);
-		return;
-	}
-	buf_init(&b, 1024);
-	if (ipc_request(&b, "new") < 0 || attr_put_str(&b, "id", id) < 0 ||
-	    attr_end(&b) < 0) {
-		buf_deinit(&b);
-		(void)close(fd);
-		return;
-	}
-	len = buf_len(&b);
-	w = send(fd, buf_cstr(&b), len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	buf_deinit(&b);
-	if (w < 0 || (size_t)w != len) {
-		(void)close(fd);
-		return;
-	}
-	n = xcalloc(1, sizeof(*n));
-	n->fd = fd;
-	if (ev_fd_set(smtpd.ev, fd, EV_READ, qmgr_on_answer, n) < 0) {
-		(void)close(fd);
-		free(n);
-		return;
-	}
-	n->timer = ev_timer_add(smtpd.ev, QMGR_NOTIFY_MS, qmgr_on_timeout, n);
 }
 
 /* ---- durable commit ----------------------------------------------------- */
@@ -213,7 +133,7 @@ queue_finish(struct smtpd_session *s, const struct reply *fail)
 		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu", id, sender,
 		    size, nrcpt);
 		free(sender);
-		qmgr_notify(id);
+		trigger_send(q.qmgr, "new", id);
 	}
 	if (smtpd.stopping)
 		s->must_close = true;

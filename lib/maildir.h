@@ -22,9 +22,11 @@
  *	SECONDS.M<usec>P<pid>Q<n>.HOST
  *
  * (n counts this process's deliveries; '/' and ':' in HOST are written
- * \057 and \072), fsynced, hard-linked into new/ as
- * NAME,S=<size>,W=<vsize> (rename(2) where the file system has no hard
- * links), unlinked from tmp/, and new/ is fsynced.  Only then does
+ * \057 and \072), fsynced, renamed into new/ as
+ * NAME,S=<size>,W=<vsize> (the name is unique, so rename(2) is as safe
+ * as link(2) and costs one directory operation less), and new/ is
+ * fsynced — one fsync shared by the threads of the process delivering
+ * into the same Maildir at that moment (group commit).  Only then does
  * maildir_deliver() return 0 (invariant 2); on any failure it leaves no
  * file behind in tmp/ or new/.  size is the number of bytes in the file;
  * vsize is size plus one per LF, the size with CRLF line ends that IMAP

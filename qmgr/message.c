@@ -97,7 +97,30 @@ msg_record(struct qmsg *m, size_t idx, enum queue_rstatus st,
 		next = now + backoff_delay(env->arrival, now,
 		    qm.conf.min_backoff, qm.conf.max_backoff);
 	}
-	if (queue_status_append(m->fd, env, idx, st, dsn, reason, next) < 0)
+	if (st == QUEUE_R_SENT) {
+		/*
+		 * The delivery itself is durable already (the agent fsynced
+		 * the mailbox before it answered), so "sent" is written to
+		 * the queue file only if the file stays (msg_flush_sent):
+		 * a message whose recipients are all delivered is simply
+		 * unlinked.  A crash before that unlink repeats a delivery,
+		 * which invariant 1 allows, and saves an fdatasync on the
+		 * loop per message.
+		 */
+		if (m->sent_unrecorded == NULL)
+			m->sent_unrecorded = xcalloc(env->nrcpt,
+			    sizeof(*m->sent_unrecorded));
+		if (env->rcpt[idx].status != QUEUE_R_SENT &&
+		    env->rcpt[idx].status != QUEUE_R_FAILED) {
+			env->rcpt[idx].status = QUEUE_R_SENT;
+			(void)snprintf(env->rcpt[idx].dsn,
+			    sizeof(env->rcpt[idx].dsn), "%s", dsn);
+			queue_env_set(&env->rcpt[idx].reason, reason);
+			env->rcpt[idx].time = now;
+			m->sent_unrecorded[idx] = true;
+		}
+	} else if (queue_status_append(m->fd, env, idx, st, dsn, reason,
+	    next) < 0)
 		goto fail;
 	if (do_log)
 		msg_log_rcpt(env, idx, relay, st == QUEUE_R_SENT ? "sent" :
@@ -121,6 +144,7 @@ msg_free(struct qmsg **mp)
 	if (m->fd >= 0)
 		(void)close(m->fd);
 	queue_env_free(&m->env);
+	free(m->sent_unrecorded);
 	TAILQ_REMOVE(&qm.active, m, link);
 	qm.nactive--;
 	free(m);
@@ -358,6 +382,40 @@ msg_next_try(const struct qmsg *m, int64_t now)
 	return next > 0 ? next : now + qm.conf.min_backoff;
 }
 
+/*
+ * msg_flush_sent - write the "sent" statuses held back by msg_record()
+ * before the file goes on living (deferred/, hold/, incoming/, or left
+ * in active/ at a stop), so those recipients are not delivered again.
+ */
+static void
+msg_flush_sent(struct qmsg *m)
+{
+	struct queue_env *env = m->env;
+	struct queue_rcpt *rc;
+	enum queue_rstatus saved;
+	size_t i;
+
+	if (m->sent_unrecorded == NULL)
+		return;
+	for (i = 0; i < env->nrcpt; i++) {
+		if (!m->sent_unrecorded[i])
+			continue;
+		rc = &env->rcpt[i];
+		/* let queue_status_append() see it as not yet final */
+		saved = rc->status;
+		rc->status = QUEUE_R_PENDING;
+		if (queue_status_append(m->fd, env, i, QUEUE_R_SENT, rc->dsn,
+		    rc->reason, 0) < 0) {
+			rc->status = saved;
+			log_err("%s: cannot record the status of <%s>: %s",
+			    env->id, rc->addr, strerror(errno));
+			m->want_retry = true;
+			continue;
+		}
+		m->sent_unrecorded[i] = false;
+	}
+}
+
 /* msg_done - the message leaves qmgr's care (file unlinked or moved) */
 static void
 msg_done(struct qmsg *m)
@@ -395,6 +453,8 @@ msg_finish(struct qmsg *m)
 	if (m->want_delete || qm.stopping) {
 		if (m->want_delete)
 			msg_unlink(m);
+		else
+			msg_flush_sent(m);
 		msg_done(m);
 		return;
 	}
@@ -414,6 +474,7 @@ msg_finish(struct qmsg *m)
 		next = m->want_retry ? now + qm.conf.min_backoff :
 		    msg_next_try(m, now);
 	}
+	msg_flush_sent(m);
 	if (m->want_hold) {
 		if (queue_hold_append(m->fd, env, true) < 0)
 			log_warn("%s: cannot record the hold: %s", env->id,

@@ -76,6 +76,7 @@ struct qmsg {
 	unsigned jobs_left;
 	bool	 want_delete, want_hold, want_requeue;
 	bool	 want_retry;		/* a status could not be recorded */
+	bool	*sent_unrecorded;	/* sent, not yet written (msg_record) */
 	TAILQ_ENTRY(qmsg) link;
 };
 TAILQ_HEAD(qmsg_list, qmsg);

@@ -69,6 +69,26 @@ server_watch(int on)
 	srv.paused = !on;
 }
 
+int
+server_take_listener(unsigned i)
+{
+	int fd;
+
+	if (i >= srv.nlfd || srv.lfd[i] < 0)
+		return -1;
+	fd = srv.lfd[i];
+	srv.lfd[i] = -1;
+	if (srv.ev != NULL)
+		ev_fd_clear(srv.ev, fd);
+	return fd;
+}
+
+unsigned
+server_listeners(void)
+{
+	return srv.nlfd;
+}
+
 static void
 server_on_resume(struct ev *ev, void *arg)
 {
@@ -275,8 +295,6 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 	int c, from_master, log_flags;
 
 	srv.ops = ops;
-	if (ops->accept == NULL)
-		log_panic("server_main: no accept callback");
 	if (snprintf(optstr, sizeof(optstr), "+c:n:o:%s",
 	    ops->opts != NULL ? ops->opts : "") >= (int)sizeof(optstr))
 		log_panic("server_main: option string too long");
@@ -368,6 +386,9 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 		log_fatal("ev_signal: %s", strerror(errno));
 	if (ops->init != NULL && ops->init(srv.ev, srv.cfg) < 0)
 		log_fatal("initialisation failed");
+	for (i = 0; i < srv.nlfd; i++)
+		if (srv.lfd[i] >= 0 && ops->accept == NULL)
+			log_panic("server_main: no accept callback");
 	server_watch(1);
 	log_debug("%s: started with %u listening sockets", srv.service,
 	    srv.nlfd);

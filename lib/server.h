@@ -39,8 +39,9 @@
  * call ev_stop); without ops->stop the loop stops at once.  SIGPIPE is
  * ignored.  server_main() returns the exit status for main() to return.
  *
- * Any callback may be NULL except accept (needed when the service has
- * sockets).  All state is per process: server_main() runs once.
+ * Any callback may be NULL except accept, which is needed for the
+ * sockets that ops->init did not take with server_take_listener().  All
+ * state is per process: server_main() runs once.
  */
 #ifndef POSTA_SERVER_H
 #define POSTA_SERVER_H
@@ -80,6 +81,16 @@ struct server_ops {
 };
 
 int	server_main(int argc, char **argv, const struct server_ops *);
+
+/*
+ * server_take_listener - for ops->init: take listening socket i (0 for
+ * fd 3) over, e.g. to serve it with lib/ipc's server.  Returns its fd,
+ * which the caller now owns (the skeleton neither accepts on it nor
+ * closes it), or -1 when there is no such socket or it was taken.
+ */
+int	server_take_listener(unsigned i);
+/* server_listeners - how many listening sockets master passed */
+unsigned server_listeners(void);
 
 /* server_client_done - a client handed to ops->accept has gone */
 void	server_client_done(void);

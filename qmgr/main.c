@@ -5,12 +5,9 @@
  * server on private/qmgr, the first scan and the scan timer; see
  * qmgr.h for the files that do the work.
  *
- * The listening socket: master passes private/qmgr as fd 3 and the
- * lib/server skeleton would accept on it itself, handing each
- * connection to ops->accept; but lib/ipc's server wants the listening
- * socket.  So qmgr gives the socket to lib/ipc and puts the read end
- * of an idle pipe in its place for the skeleton to watch (it never
- * becomes readable).  Run by hand (no socket passed) qmgr makes
+ * The listening socket: master passes private/qmgr as fd 3; qmgr takes
+ * it from the skeleton (server_take_listener) and serves it with
+ * lib/ipc's server.  Run by hand (no socket passed) qmgr makes
  * private/qmgr itself with ipc_listen().
  */
 #include <errno.h>
@@ -53,21 +50,11 @@ qmgr_conf_load(struct cfg *cfg)
 static int
 qmgr_listen_fd(void)
 {
-	int on = 0, p[2], lfd;
-	socklen_t len = sizeof(on);
+	int lfd;
 
-	if (getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on) {
-		if ((lfd = fcntl(3, F_DUPFD_CLOEXEC, 4)) < 0 ||
-		    pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0 ||
-		    dup3(p[0], 3, O_CLOEXEC) < 0) {
-			log_err("cannot take over the listening socket: %s",
-			    strerror(errno));
-			return -1;
-		}
-		(void)close(p[0]);
-		qm.placeholder_fd = p[1];
-		return lfd;
-	}
+	/* under master: private/qmgr is fd 3, served by lib/ipc */
+	if (server_listeners() > 0)
+		return server_take_listener(0);
 	if ((lfd = ipc_listen(QMGR_SOCKET, 0600)) < 0)
 		log_err("cannot listen on %s: %s", QMGR_SOCKET,
 		    strerror(errno));
@@ -86,7 +73,6 @@ qmgr_init(struct ev *ev, struct cfg *cfg)
 
 	qm.ev = ev;
 	qm.cfg = cfg;
-	qm.placeholder_fd = -1;
 	qmgr_conf_load(cfg);
 	buf_init(&errs, 0);
 	if ((qm.res = resolve_new(cfg, &errs)) == NULL) {
@@ -154,20 +140,8 @@ qmgr_stop(struct ev *ev)
 	free(qm.tp_dest_limit);
 	free(qm.tp_rcpt_limit);
 	resolve_free(&qm.res);
-	if (qm.placeholder_fd >= 0)
-		(void)close(qm.placeholder_fd);
 	log_info("stopped");
 	ev_stop(ev);
-}
-
-/* qmgr_accept - not used: lib/ipc accepts on the socket (see above) */
-static void
-qmgr_accept(struct ev *ev, int fd, const struct server_peer *peer)
-{
-	(void)ev;
-	(void)peer;
-	(void)close(fd);
-	server_client_done();
 }
 
 int
@@ -176,7 +150,6 @@ main(int argc, char **argv)
 	static const struct server_ops ops = {
 		.name = "qmgr",
 		.init = qmgr_init,
-		.accept = qmgr_accept,
 		.stop = qmgr_stop,
 	};
 

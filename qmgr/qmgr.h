@@ -134,7 +134,6 @@ struct qmgr {
 	struct qmgr_conf conf;
 	struct resolve *res;
 	struct ipc_server *ipc;
-	int	 placeholder_fd;
 	/* index.c */
 	struct qent **hash;
 	size_t	 hsize, count;

@@ -81,9 +81,7 @@ def main(tap):
         tap.ok(p.pids("qmgr") and p.pids("local"),
                "master restarted qmgr and local")
     finally:
-        if tap.failed:
-            print("# log tail:\n# " + "\n# ".join(p.log().splitlines()[-40:]))
-        p.cleanup()
+        p.finish(tap)
 
 
 if __name__ == "__main__":

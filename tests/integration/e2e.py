@@ -272,9 +272,7 @@ def main(tap):
         test_queue_tools(tap, p)
         test_sendmail(tap, p)
     finally:
-        if tap.failed:
-            print("# log tail:\n# " + "\n# ".join(p.log().splitlines()[-40:]))
-        p.cleanup()
+        p.finish(tap)
 
 
 if __name__ == "__main__":

@@ -28,94 +28,15 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
+from postalib import (BUILD, IpcConn, Tap, attr_decode, attr_encode,
+                      ipc_serve, start_with_listener, unix_listener,
+                      write_file)
+
 LOCAL = os.path.join(BUILD, "bin", "local")
 MKQUEUE = os.path.join(BUILD, "tests", "helpers", "mkqueue")
 
 
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def ok(self, cond, what, diag=None):
-        self.n += 1
-        print("%sok %d - %s" % ("" if cond else "not ", self.n, what),
-              flush=True)
-        if not cond:
-            self.failed += 1
-            if diag is not None:
-                for line in str(diag).splitlines()[-30:]:
-                    print("# " + line, flush=True)
-        return bool(cond)
-
-    def eq(self, got, want, what):
-        return self.ok(got == want, what, "got %r, want %r" % (got, want))
-
-
-# ---- the attr / ipc wire format (lib/attr.h, lib/ipc.h) -----------------
-
-def encode(pairs):
-    out = b""
-    for name, value in pairs:
-        if isinstance(value, str):
-            value = value.encode()
-        item = name.encode() + b"=" + value
-        out += str(len(item)).encode() + b":" + item + b","
-    return out + b"0:,"
-
-
-def decode(data):
-    """One record from data: (list of (name, value bytes), rest) or None."""
-    pairs = []
-    pos = 0
-    while True:
-        colon = data.find(b":", pos)
-        if colon < 0:
-            return None
-        n = int(data[pos:colon])
-        if n == 0:
-            if len(data) < colon + 2:
-                return None
-            return pairs, data[colon + 2:]
-        if len(data) < colon + 1 + n + 1:
-            return None
-        item = data[colon + 1:colon + 1 + n]
-        name, _, value = item.partition(b"=")
-        pairs.append((name.decode(), value))
-        pos = colon + 1 + n + 1
-
-
-class Client:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.settimeout(20)
-        self.s.connect(path)
-        self.buf = b""
-
-    def send_raw(self, data):
-        self.s.sendall(data)
-
-    def recv(self):
-        while True:
-            r = decode(self.buf)
-            if r is not None:
-                pairs, self.buf = r
-                return pairs
-            chunk = self.s.recv(65536)
-            if not chunk:
-                return None
-            self.buf += chunk
-
-    def call(self, pairs):
-        self.send_raw(encode(pairs))
-        return self.recv()
-
-    def close(self):
-        self.s.close()
-
+# ---- the answers of local (lib/ipc records) -------------------------
 
 def groups(resp):
     """Per-recipient results of a deliver response: list of dicts."""
@@ -158,13 +79,7 @@ if IS_ROOT:
 os.chmod(ETC, 0o755)
 
 
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o644)
-
-
-write(os.path.join(ETC, "posta.conf"), """# local.py
+write_file(os.path.join(ETC, "posta.conf"), """# local.py
 myhostname = mx.example.test
 mydomain = example.test
 mydestination = $mydomain, localhost
@@ -178,10 +93,10 @@ recipient_delimiter = +
 """.format(q=Q, mail=MAIL, etc=ETC,
            owner="mail_owner = posta" if IS_ROOT else
            "mail_owner = %s" % os.environ.get("USER", "root")))
-write(os.path.join(ETC, "local.conf"), """local_quota_default = 50k
+write_file(os.path.join(ETC, "local.conf"), """local_quota_default = 50k
 local_workers = 4
 """)
-write(os.path.join(ETC, "users"), """demo@example.test:{{PLAIN}}demo::::::quota=100M
+write_file(os.path.join(ETC, "users"), """demo@example.test:{{PLAIN}}demo::::::quota=100M
 other@example.test:{{PLAIN}}x::::::quota=100M
 me@example.test:{{PLAIN}}x::::::quota=100M
 small@example.test:{{PLAIN}}x::::::quota=1k
@@ -190,7 +105,7 @@ hu@example.test:{{PLAIN}}x::::{home}
 vu@virt.test:{{PLAIN}}x::::::quota=100M
 tu@routed.test:{{PLAIN}}x
 """.format(home=HOME))
-write(os.path.join(ETC, "aliases"), """postmaster: demo@example.test
+write_file(os.path.join(ETC, "aliases"), """postmaster: demo@example.test
 alias: demo
 list: demo, other, far@remote.test
 owner-list: demo
@@ -204,58 +119,26 @@ info@virt.test: vu@virt.test
 """)
 
 # the listening socket master would pass, and a fake qmgr
-lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-lsock.bind(os.path.join(Q, "private", "local"))
-lsock.listen(64)
-qsock_path = os.path.join(Q, "private", "qmgr")
-qsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-qsock.bind(qsock_path)
-os.chmod(qsock_path, 0o666)
-qsock.listen(16)
+lsock = unix_listener(os.path.join(Q, "private", "local"), 64)
+qsock = unix_listener(os.path.join(Q, "private", "qmgr"), 16, 0o666)
 qmgr_new = []
 
 
-def fake_qmgr():
-    while True:
-        try:
-            c, _ = qsock.accept()
-        except OSError:
-            return
-        c.settimeout(5)
-        buf = b""
-        try:
-            while True:
-                r = decode(buf)
-                if r is not None:
-                    pairs, buf = r
-                    d = dict((n, v.decode()) for n, v in pairs)
-                    qmgr_new.append((d.get("request"), d.get("id")))
-                    c.sendall(encode([("status", "0")]))
-                    continue
-                chunk = c.recv(4096)
-                if not chunk:
-                    break
-                buf += chunk
-        except OSError:
-            pass
-        c.close()
+def fake_qmgr(pairs):
+    d = dict((n, v.decode()) for n, v in pairs)
+    qmgr_new.append((d.get("request"), d.get("id")))
+    return [("status", "0")]
 
 
-threading.Thread(target=fake_qmgr, daemon=True).start()
+ipc_serve(qsock, fake_qmgr, timeout=5)
 
 env = dict(os.environ)
-env["POSTA_LISTEN_FDS"] = "1"
 env["POSTA_LOG_STDERR"] = "1"
 env.pop("POSTA_LOG_FILE", None)
 logf = open(LOG, "wb")
-lfd = lsock.fileno()
-# sh moves the socket to fd 3 (and closes the original), then execs local
-proc = subprocess.Popen(["/bin/sh", "-c",
-                         'exec "$0" "$@"' if lfd == 3 else
-                         'exec 3<&%d %d<&-; exec "$0" "$@"' % (lfd, lfd),
-                         LOCAL, "-c", ETC, "-n", "local"], env=env,
-                        stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                        pass_fds=(lfd,))
+proc = start_with_listener([LOCAL, "-c", ETC, "-n", "local"], lsock, env,
+                           stdin=subprocess.DEVNULL, stdout=logf,
+                           stderr=logf)
 SOCK = os.path.join(Q, "private", "local")
 t = Tap()
 
@@ -288,7 +171,7 @@ def mkqueue(sender, rcpts, body, active=True):
 def deliver(qid, idx, cl=None, path=None):
     own = cl is None
     if own:
-        cl = Client(SOCK)
+        cl = IpcConn.connect(SOCK)
     req = [("request", "deliver"), ("id", qid),
            ("path", path if path is not None else "active/" + qid)]
     req += [("rcpt_index", str(i)) for i in idx]
@@ -334,7 +217,7 @@ try:
     up = False
     for _ in range(200):
         try:
-            c = Client(SOCK)
+            c = IpcConn.connect(SOCK)
             r = c.call([("request", "ping")])
             c.close()
             up = r is not None and first(r, "status") == "0"
@@ -349,31 +232,31 @@ try:
         raise SystemExit
 
     # ---- hostile input ----
-    c = Client(SOCK)
+    c = IpcConn.connect(SOCK)
     c.send_raw(b"99999999999:request=x,")
     r = c.recv()
     t.ok(r is not None and first(r, "status") == "3" and c.recv() is None,
          "an over-long record: status 3 and the connection closed", r)
     c.close()
-    c = Client(SOCK)
+    c = IpcConn.connect(SOCK)
     c.send_raw(b"x:request=deliver,0:,")
     r = c.recv()
     t.ok(r is not None and first(r, "status") == "3" and c.recv() is None,
          "a bad length prefix: status 3 and closed", r)
     c.close()
-    c = Client(SOCK)
+    c = IpcConn.connect(SOCK)
     c.send_raw(b"15:request=deliv")
     c.s.shutdown(socket.SHUT_WR)
     r = c.recv()
     t.ok(r is not None and first(r, "status") == "3",
          "a truncated record: status 3", r)
     c.close()
-    c = Client(SOCK)
+    c = IpcConn.connect(SOCK)
     r = c.call([("id", "X"), ("request", "deliver")])
     t.ok(r is not None and first(r, "status") == "3",
          "a record not starting with request=: status 3", r)
     c.close()
-    c = Client(SOCK)
+    c = IpcConn.connect(SOCK)
     r = c.call([("request", "explode")])
     t.ok(r is not None and first(r, "status") == "2" and
          "unknown request" in first(r, "reason"),
@@ -493,7 +376,7 @@ try:
     t.ok(os.path.exists(nf), "list: the remote member is in a new queue "
          "file in incoming/")
     data = read(nf) if os.path.exists(nf) else b""
-    rec = decode(data)
+    rec = attr_decode(data)
     envl = dict()
     rcpts = []
     content = b""
@@ -503,7 +386,7 @@ try:
                 rcpts.append(v.decode())
             else:
                 envl[n] = v.decode()
-        content = rec[1][:int(envl.get("content_size", "0"))]
+        content = data[rec[1]:][:int(envl.get("content_size", "0"))]
     t.eq((envl.get("sender"), rcpts),
          ("owner-list@example.test", ["far@remote.test"]),
          "the new queue file: sender owner-list, recipient far@remote.test")
@@ -521,7 +404,7 @@ try:
          os.path.exists(os.path.join(Q, "incoming", m.group(1))),
          "an alias to a remote address: sent, forwarded as NEWID", g)
     if m:
-        rec = decode(read(os.path.join(Q, "incoming", m.group(1))))
+        rec = attr_decode(read(os.path.join(Q, "incoming", m.group(1))))
         d = dict((n, v.decode()) for n, v in rec[0])
         t.eq((d.get("sender"), d.get("rcpt"), d.get("orcpt")),
              ("sender@remote.test", "someone@remote.test",
@@ -628,8 +511,8 @@ try:
     # ---- pipelining and parallel connections ----
     ids = [mkqueue("p@remote.test", ["other@example.test"], BODY)
            for _ in range(3)]
-    c = Client(SOCK)
-    c.send_raw(b"".join(encode([("request", "deliver"), ("id", i),
+    c = IpcConn.connect(SOCK)
+    c.send_raw(b"".join(attr_encode([("request", "deliver"), ("id", i),
                                 ("path", "active/" + i),
                                 ("rcpt_index", "0")]) for i in ids))
     res = [c.recv() for _ in ids]

@@ -10,6 +10,13 @@ stop() ends it by PID (SIGTERM, then waits).  Helpers read the log, the
 queue directories and the Maildirs the way an admin would.
 
 Tap is the tiny TAP writer the test runner counts ("ok N - what").
+
+The tests that run one daemon alone share the rest: attr_encode() and
+attr_decode() (the lib/attr record format), IpcConn and ipc_call() (a
+client of a lib/ipc service on a unix socket), ipc_serve() and
+ipc_answer() (a fake lib/ipc service), unix_listener() and
+start_with_listener() (a daemon started as master starts it, its
+listening socket as fd 3), free_ports() and write_file().
 """
 
 import os
@@ -19,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -35,11 +43,18 @@ with open(os.path.join(ROOT, "conf", "users")) as _f:
 
 
 class Tap:
-    """TAP output: one "ok N - what" or "not ok N - what" per check."""
+    """TAP output: one "ok N - what" or "not ok N - what" per check.
 
-    def __init__(self):
+    Under a failed check the text of diag (when not None) follows as
+    comment lines, each diag_prefix + line: its last -diag_lines lines
+    when diag_lines is negative, its first diag_lines lines otherwise.
+    """
+
+    def __init__(self, diag_lines=-30, diag_prefix="# "):
         self.n = 0
         self.failed = 0
+        self.diag_lines = diag_lines
+        self.diag_prefix = diag_prefix
 
     def ok(self, cond, what, diag=None):
         self.n += 1
@@ -49,8 +64,13 @@ class Tap:
             self.failed += 1
             print("not ok %d - %s" % (self.n, what), flush=True)
             if diag is not None:
-                for line in str(diag).splitlines()[-30:]:
-                    print("# " + line, flush=True)
+                lines = str(diag).splitlines()
+                if self.diag_lines < 0:
+                    lines = lines[self.diag_lines:]
+                else:
+                    lines = lines[:self.diag_lines]
+                for line in lines:
+                    print(self.diag_prefix + line, flush=True)
         return bool(cond)
 
     def eq(self, got, want, what, diag=None):
@@ -64,12 +84,21 @@ class Tap:
         return 1 if self.failed else 0
 
 
+def free_ports(k):
+    """k distinct TCP ports on 127.0.0.1 that were free a moment ago."""
+    socks = []
+    for _ in range(k):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return free_ports(1)[0]
 
 
 def wait_until(pred, timeout=15.0, step=0.05):
@@ -80,6 +109,163 @@ def wait_until(pred, timeout=15.0, step=0.05):
             return v
         time.sleep(step)
     return pred()
+
+
+def write_file(path, text, mode=0o644):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+# ---- the lib/attr record format and lib/ipc ------------------------------
+
+def attr_encode(pairs):
+    """One record, "<len>:name=value,...0:,", from (name, value) pairs;
+    a value may be bytes, str or int."""
+    out = b""
+    for name, value in pairs:
+        if isinstance(value, int):
+            value = str(value)
+        if isinstance(value, str):
+            value = value.encode()
+        item = name.encode() + b"=" + value
+        out += str(len(item)).encode() + b":" + item + b","
+    return out + b"0:,"
+
+
+def attr_decode(buf):
+    """The record at the front of buf: (pairs, bytes used), each pair
+    (name str, value bytes); None while the record is incomplete.
+    ValueError when an attribute or the end marker lacks its ','."""
+    pairs = []
+    off = 0
+    while True:
+        colon = buf.find(b":", off)
+        if colon < 0:
+            return None
+        length = int(buf[off:colon])
+        start = colon + 1
+        if len(buf) < start + length + 1:
+            return None
+        if buf[start + length:start + length + 1] != b",":
+            raise ValueError("bad attr framing")
+        off = start + length + 1
+        if length == 0:
+            return pairs, off
+        item = buf[start:start + length]
+        name, _, value = item.partition(b"=")
+        pairs.append((name.decode(), value))
+
+
+class IpcConn:
+    """Records both ways on a connected stream socket (lib/ipc).  Bytes
+    after a record wait for the next recv(): pipelined records are kept."""
+
+    def __init__(self, sock):
+        self.s = sock
+        self.buf = b""
+
+    @classmethod
+    def connect(cls, path, timeout=20.0):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(path)
+        return cls(s)
+
+    def send_raw(self, data):
+        self.s.sendall(data)
+
+    def recv(self):
+        """The next record's pairs, or None at end of input."""
+        while True:
+            r = attr_decode(self.buf)
+            if r is not None:
+                pairs, used = r
+                self.buf = self.buf[used:]
+                return pairs
+            chunk = self.s.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def call(self, pairs):
+        self.send_raw(attr_encode(pairs))
+        return self.recv()
+
+    def close(self):
+        self.s.close()
+
+
+def ipc_call(path, pairs, timeout=10.0):
+    """One request on a new connection to the service at path: the
+    answer's pairs.  EOFError when the service closes without one."""
+    c = IpcConn.connect(path, timeout)
+    try:
+        resp = c.call(pairs)
+    finally:
+        c.close()
+    if resp is None:
+        raise EOFError("connection closed")
+    return resp
+
+
+def unix_listener(path, backlog, mode=None):
+    """A stream socket listening on path (chmod mode first, if given)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    if mode is not None:
+        os.chmod(path, mode)
+    s.listen(backlog)
+    return s
+
+
+def ipc_answer(sock, answer):
+    """Serve one connection of a fake lib/ipc service: each request's
+    pairs go to answer(pairs), whose pairs are sent back, until the peer
+    closes or an OSError."""
+    conn = IpcConn(sock)
+    try:
+        while True:
+            req = conn.recv()
+            if req is None:
+                return
+            sock.sendall(attr_encode(answer(req)))
+    except OSError:
+        pass
+
+
+def ipc_serve(lsock, answer, timeout=None):
+    """A fake lib/ipc service on the listening socket lsock, in a daemon
+    thread, one connection at a time (ipc_answer()).  The thread ends
+    when lsock is closed; timeout bounds each wait on a connection."""
+
+    def serve():
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return
+            c.settimeout(timeout)
+            ipc_answer(c, answer)
+            c.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    return th
+
+
+def start_with_listener(argv, lsock, env=None, **popen_kw):
+    """Start argv the way master starts a daemon: the listening socket
+    lsock as its fd 3 (no other copy of it) and POSTA_LISTEN_FDS=1 added
+    to env (default os.environ).  popen_kw go to subprocess.Popen."""
+    env = dict(os.environ if env is None else env)
+    env["POSTA_LISTEN_FDS"] = "1"
+    fd = lsock.fileno()
+    # sh moves the socket to fd 3 (closing the original), then execs argv
+    script = ('exec "$0" "$@"' if fd == 3 else
+              'exec 3<&%d %d<&-; exec "$0" "$@"' % (fd, fd))
+    return subprocess.Popen(["/bin/sh", "-c", script] + list(argv),
+                            env=env, pass_fds=(fd,), **popen_kw)
 
 
 class Posta:
@@ -221,6 +407,13 @@ local       unix private/local 1 local
         self.stop()
         if os.environ.get("POSTA_KEEP_TMP") != "1":
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def finish(self, tap):
+        """cleanup(), after the log's last 40 lines if a check failed."""
+        if tap.failed:
+            print("# log tail:\n# " +
+                  "\n# ".join(self.log().splitlines()[-40:]))
+        self.cleanup()
 
     def posta(self, *args, stdin=None):
         return subprocess.run([os.path.join(BIN, "posta"), "-c", self.etc] +

@@ -13,7 +13,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import socketserver
 import subprocess
 import sys
@@ -21,83 +20,25 @@ import tempfile
 import threading
 import time
 
-TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.environ.get("BUILD", "build")
-QMGR = os.path.join(TOP, BUILD, "bin", "qmgr")
-MKQ = os.path.join(TOP, BUILD, "tests", "helpers", "mkq_qmgr")
+from postalib import (BIN, BUILD, Tap, attr_decode, attr_encode, ipc_answer,
+                      ipc_call, start_with_listener, unix_listener,
+                      wait_until)
 
-n = 0
-failed = 0
+QMGR = os.path.join(BIN, "qmgr")
+MKQ = os.path.join(BUILD, "tests", "helpers", "mkq_qmgr")
+
+tap = Tap(diag_lines=-15, diag_prefix="#   ")
 
 
 def ok(cond, what, detail=""):
-    global n, failed
-    n += 1
-    if cond:
-        print("ok %d - %s" % (n, what))
-    else:
-        failed += 1
-        print("not ok %d - %s" % (n, what))
-        if detail:
-            for line in str(detail).splitlines()[-15:]:
-                print("#   " + line)
-    sys.stdout.flush()
-    return cond
-
-
-# ---- the attr codec (lib/attr.h) ----
-
-def attr_enc(pairs):
-    out = b""
-    for name, value in pairs:
-        if isinstance(value, int):
-            value = str(value)
-        if isinstance(value, str):
-            value = value.encode()
-        item = name.encode() + b"=" + value
-        out += str(len(item)).encode() + b":" + item + b","
-    return out + b"0:,"
-
-
-def attr_dec(buf):
-    """One record from buf: (pairs, used), or None if incomplete."""
-    pairs = []
-    off = 0
-    while True:
-        colon = buf.find(b":", off)
-        if colon < 0:
-            return None
-        length = int(buf[off:colon])
-        start = colon + 1
-        if len(buf) < start + length + 1:
-            return None
-        if buf[start + length:start + length + 1] != b",":
-            raise ValueError("bad attr framing")
-        off = start + length + 1
-        if length == 0:
-            return pairs, off
-        item = buf[start:start + length]
-        name, _, value = item.partition(b"=")
-        pairs.append((name.decode(), value))
-
-
-def read_record(sock):
-    buf = b""
-    while True:
-        r = attr_dec(buf)
-        if r is not None:
-            return r[0]
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise EOFError("connection closed")
-        buf += chunk
+    return tap.ok(cond, what, detail if detail else None)
 
 
 def parse_queue_file(path):
     """envelope dict, content bytes, list of status dicts"""
     with open(path, "rb") as f:
         data = f.read()
-    pairs, used = attr_dec(data)
+    pairs, used = attr_decode(data)
     env = {"rcpt": []}
     for name, value in pairs:
         v = value.decode("utf-8", "replace")
@@ -110,7 +51,7 @@ def parse_queue_file(path):
     off = used + size
     status = []
     while off < len(data):
-        r = attr_dec(data[off:])
+        r = attr_decode(data[off:])
         if r is None:
             break
         status.append({k: v.decode() for k, v in r[0]})
@@ -140,13 +81,7 @@ class FakeLocal:
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self):
-                try:
-                    while True:
-                        req = read_record(self.request)
-                        resp = fake.answer(req)
-                        self.request.sendall(resp)
-                except (EOFError, ConnectionError, OSError):
-                    pass
+                ipc_answer(self.request, fake.answer)
 
         class Server(socketserver.ThreadingMixIn,
                      socketserver.UnixStreamServer):
@@ -179,15 +114,15 @@ class FakeLocal:
             if self.delay:
                 time.sleep(self.delay)
             if d.get("request") != "deliver":
-                return attr_enc([("status", 2), ("reason", "unknown")])
+                return [("status", 2), ("reason", "unknown")]
             path = os.path.join(QDIR, d["path"])
             env, content, _ = parse_queue_file(path)
             addrs = [env["rcpt"][i] for i in idx]
             with self.lock:
                 self.requests.append((d["id"], addrs, idx))
             if self.status != 0:
-                return attr_enc([("status", self.status),
-                                 ("reason", "local is unhappy")])
+                return [("status", self.status),
+                        ("reason", "local is unhappy")]
             out = [("status", 0)]
             for i, a in zip(idx, addrs):
                 with self.lock:
@@ -204,7 +139,7 @@ class FakeLocal:
                                                content))
                 out += [("rcpt_index", i), ("result", res[0]),
                         ("dsn", res[1]), ("reason", res[2])]
-            return attr_enc(out)
+            return out
         finally:
             with self.lock:
                 self.active -= 1
@@ -279,24 +214,15 @@ def start_qmgr(extra=()):
     if lsock is None:
         if os.path.exists(path):
             os.unlink(path)
-        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        lsock.bind(path)
-        os.chmod(path, 0o666)
-        lsock.listen(64)
-    fd = lsock.fileno()
-    env = dict(os.environ, POSTA_LISTEN_FDS="1", POSTA_LOG_FILE=LOG)
+        lsock = unix_listener(path, 64, 0o666)
+    env = dict(os.environ, POSTA_LOG_FILE=LOG)
     env.pop("POSTA_LOG_STDERR", None)
-
-    def child():
-        os.dup2(fd, 3)
-
-    qmgr_proc = subprocess.Popen([QMGR, "-c", ETC, "-n", "qmgr"] +
-                                 list(extra), env=env,
-                                 preexec_fn=child, close_fds=False,
-                                 stdout=subprocess.DEVNULL,
-                                 stderr=open(os.path.join(T, "stderr"),
-                                             "a"))
-    wait(lambda: "started:" in log_text()[log_mark:], 10)
+    qmgr_proc = start_with_listener([QMGR, "-c", ETC, "-n", "qmgr"] +
+                                    list(extra), lsock, env,
+                                    stdout=subprocess.DEVNULL,
+                                    stderr=open(os.path.join(T, "stderr"),
+                                                "a"))
+    wait_until(lambda: "started:" in log_text()[log_mark:], 10)
 
 
 def stop_qmgr(sig=signal.SIGTERM):
@@ -325,21 +251,12 @@ log_mark = 0
 
 
 def wait(cond, timeout=10.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
+    return wait_until(cond, timeout)
 
 
 def ipc(name, **attrs):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(os.path.join(QDIR, "private", "qmgr"))
-    s.sendall(attr_enc([("request", name)] + list(attrs.items())))
-    resp = read_record(s)
-    s.close()
+    resp = ipc_call(os.path.join(QDIR, "private", "qmgr"),
+                    [("request", name)] + list(attrs.items()), 10)
     d = {k: v.decode() for k, v in resp}
     return int(d["status"]), d
 
@@ -545,7 +462,7 @@ try:
         f.write(b"99999:garbage,")
     bad_id2 = "1K13BADF11E1"
     with open(os.path.join(QDIR, "incoming", bad_id2), "wb") as f:
-        f.write(attr_enc([("v", "1"), ("id", "1K13BADF11E9"),
+        f.write(attr_encode([("v", "1"), ("id", "1K13BADF11E9"),
                           ("arrival", "1"), ("sender", ""),
                           ("rcpt", "a@example.test"),
                           ("content_size", "0000000000000")]))
@@ -766,5 +683,4 @@ finally:
     else:
         shutil.rmtree(T, ignore_errors=True)
 
-print("1..%d" % n)
-sys.exit(1 if failed else 0)
+sys.exit(tap.done())

@@ -22,32 +22,19 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.environ.get("BUILD", "build")
-if not os.path.isabs(BUILD):
-    BUILD = os.path.join(ROOT, BUILD)
+from postalib import BUILD, Tap, ipc_serve, unix_listener
+
 POSTA = os.path.join(BUILD, "bin", "posta")
 MAILQ = os.path.join(BUILD, "bin", "mailq")
 MKQ = os.path.join(BUILD, "tests", "helpers", "mkq_tools")
 
-n = 0
-failed = 0
+tap = Tap(diag_lines=60)
 
 
 def check(what, cond, detail=""):
-    global n, failed
-    n += 1
-    if cond:
-        print("ok %d - %s" % (n, what))
-    else:
-        failed += 1
-        print("not ok %d - %s" % (n, what))
-        for line in str(detail).splitlines()[:60]:
-            print("# " + line)
-    sys.stdout.flush()
+    tap.ok(cond, what, str(detail))
 
 
 T = tempfile.mkdtemp(prefix="queue_tools.")
@@ -351,69 +338,23 @@ try:
     os.unlink(os.path.join(Q, "private", "qmgr"))
 
     # --- with a (fake) qmgr ---------------------------------------------------
-    def attr_decode(data):
-        """one record: list of (name, value) and bytes used, or None"""
-        out, i = [], 0
-        while True:
-            c = data.find(b":", i)
-            if c < 0:
-                return None
-            ln = int(data[i:c])
-            if ln == 0:
-                if data[c + 1:c + 2] != b",":
-                    raise ValueError("bad end")
-                return out, c + 2
-            if len(data) < c + 1 + ln + 1:
-                return None
-            field = data[c + 1:c + 1 + ln]
-            name, _, value = field.partition(b"=")
-            out.append((name.decode(), value.decode()))
-            i = c + 1 + ln + 1
-
-    def attr_encode(fields):
-        out = b""
-        for k, v in fields:
-            f = ("%s=%s" % (k, v)).encode()
-            out += b"%d:%s," % (len(f), f)
-        return out + b"0:,"
-
     requests = []
     known = {id4}
-    qsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    qsock.bind(os.path.join(Q, "private", "qmgr"))
-    qsock.listen(4)
+    qsock = unix_listener(os.path.join(Q, "private", "qmgr"), 4)
 
-    def fake_qmgr():
-        while True:
-            try:
-                c, _ = qsock.accept()
-            except OSError:
-                return
-            buf = b""
-            with c:
-                while True:
-                    r = attr_decode(buf)
-                    if r is None:
-                        more = c.recv(4096)
-                        if not more:
-                            break
-                        buf += more
-                        continue
-                    fields, used = r
-                    buf = buf[used:]
-                    requests.append(fields)
-                    d = dict(fields)
-                    if d.get("id") in (None, "ALL") or d["id"] in known:
-                        resp = [("status", "0")]
-                        if d.get("id") == "ALL":
-                            resp.append(("count", "3"))
-                    else:
-                        resp = [("status", "2"),
-                                ("reason", "no such message")]
-                    c.sendall(attr_encode(resp))
+    def fake_qmgr(pairs):
+        fields = [(name, value.decode()) for name, value in pairs]
+        requests.append(fields)
+        d = dict(fields)
+        if d.get("id") in (None, "ALL") or d["id"] in known:
+            resp = [("status", "0")]
+            if d.get("id") == "ALL":
+                resp.append(("count", "3"))
+        else:
+            resp = [("status", "2"), ("reason", "no such message")]
+        return resp
 
-    th = threading.Thread(target=fake_qmgr, daemon=True)
-    th.start()
+    ipc_serve(qsock, fake_qmgr)
     rc, out, err = run(["queue", "delete", id4])
     check("delete with qmgr: request=delete id=ID; the file is left to "
           "qmgr", rc == 0 and requests[-1:] ==
@@ -445,5 +386,4 @@ try:
 finally:
     shutil.rmtree(T, ignore_errors=True)
 
-print("1..%d" % n)
-sys.exit(1 if failed else 0)
+sys.exit(tap.done())

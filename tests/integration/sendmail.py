@@ -22,31 +22,19 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.environ.get("BUILD", "build")
-if not os.path.isabs(BUILD):
-    BUILD = os.path.join(ROOT, BUILD)
+from postalib import BUILD, Tap
+
 SENDMAIL = os.path.join(BUILD, "bin", "sendmail")
 MAILQ = os.path.join(BUILD, "bin", "mailq")
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER = 0, 64, 65, 67
 EX_UNAVAILABLE, EX_TEMPFAIL, EX_NOPERM = 69, 75, 77
 
-n = 0
-failed = 0
+tap = Tap(diag_lines=40)
 
 
 def check(what, cond, detail=""):
-    global n, failed
-    n += 1
-    if cond:
-        print("ok %d - %s" % (n, what))
-    else:
-        failed += 1
-        print("not ok %d - %s" % (n, what))
-        for line in str(detail).splitlines()[:40]:
-            print("# " + line)
-    sys.stdout.flush()
+    tap.ok(cond, what, str(detail))
 
 
 class FakeSubmit:
@@ -630,9 +618,8 @@ try:
             master.kill()
             master.wait()
 except SystemExit:
-    failed += 1
+    tap.failed += 1
 finally:
     shutil.rmtree(T, ignore_errors=True)
 
-print("1..%d" % n)
-sys.exit(1 if failed else 0)
+sys.exit(tap.done())

@@ -22,40 +22,12 @@ import sys
 import tempfile
 import time
 
-TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-BUILD = os.environ.get('BUILD', 'build')
-BIN = os.path.join(TOP, BUILD, 'bin')
-QDUMP = os.path.join(TOP, BUILD, 'tests', 'helpers', 'qdump')
+from postalib import BIN, BUILD, MKCERTS, Tap, free_ports, write_file
 
-n = 0
-failed = 0
+QDUMP = os.path.join(BUILD, 'tests', 'helpers', 'qdump')
 
-
-def ok(cond, what, detail=None):
-    global n, failed
-    n += 1
-    if cond:
-        print('ok %d - %s' % (n, what))
-    else:
-        failed += 1
-        print('not ok %d - %s' % (n, what))
-        if detail is not None:
-            for line in str(detail).splitlines()[:20]:
-                print('# ' + line)
-    sys.stdout.flush()
-    return cond
-
-
-def free_ports(k):
-    socks = []
-    for _ in range(k):
-        s = socket.socket()
-        s.bind(('127.0.0.1', 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+tap = Tap(diag_lines=20)
+ok = tap.ok
 
 
 T = tempfile.mkdtemp(prefix='posta-smtpd.')
@@ -79,12 +51,6 @@ def cleanup():
             master.kill()
             master.wait()
     shutil.rmtree(T, ignore_errors=True)
-
-
-def write(path, text, mode=0o644):
-    with open(path, 'w') as f:
-        f.write(text)
-    os.chmod(path, mode)
 
 
 def log_text():
@@ -218,22 +184,21 @@ def start():
     p = free_ports(8)
     global P_MX, P_NET, P_SUB, P_SUBS, P_HOST, P_PAUTH, P_CERT, P_SMALL
     P_MX, P_NET, P_SUB, P_SUBS, P_HOST, P_PAUTH, P_CERT, P_SMALL = p
-    subprocess.run(['sh', os.path.join(TOP, 'tests/fixtures/tls/mkcerts.sh'),
-                    TLS], check=True)
+    subprocess.run(['sh', MKCERTS, TLS], check=True)
     fp = subprocess.run(['openssl', 'x509', '-in',
                          os.path.join(TLS, 'client.pem'), '-noout',
                          '-fingerprint', '-sha256'],
                         stdout=subprocess.PIPE, check=True).stdout.decode()
     fp = fp.strip().split('=', 1)[1]
-    write(os.path.join(ETC, 'fingerprints'), '%s client1\n' % fp)
-    write(os.path.join(ETC, 'users'),
+    write_file(os.path.join(ETC, 'fingerprints'), '%s client1\n' % fp)
+    write_file(os.path.join(ETC, 'users'),
           'demo@example.test:{PLAIN}demo\n'
           'other@virtual.test:{PLAIN}secret\n')
-    write(os.path.join(ETC, 'aliases'),
+    write_file(os.path.join(ETC, 'aliases'),
           'postmaster: demo@example.test\n'
           'info@example.test: demo@example.test\n')
-    write(os.path.join(ETC, 'relay_recipients'), 'ok@relay.test yes\n')
-    write(os.path.join(ETC, 'posta.conf'), '''\
+    write_file(os.path.join(ETC, 'relay_recipients'), 'ok@relay.test yes\n')
+    write_file(os.path.join(ETC, 'posta.conf'), '''\
 queue_directory = {q}
 daemon_directory = {bin}
 maillog_file = {log}
@@ -252,8 +217,8 @@ tls_key_file = {tls}/server.key
 tls_ca_file = {tls}/ca.pem
 master_stop_timeout = 2s
 '''.format(q=Q, bin=BIN, log=LOG, etc=ETC, tls=TLS))
-    write(os.path.join(ETC, 'smtpd.conf'), 'smtpd_auth_failure_delay = 1s\n')
-    write(os.path.join(ETC, 'master.conf'), '''\
+    write_file(os.path.join(ETC, 'smtpd.conf'), 'smtpd_auth_failure_delay = 1s\n')
+    write_file(os.path.join(ETC, 'master.conf'), '''\
 smtp        inet 127.0.0.1:{mx}   1 smtpd -o smtpd_tls_security_level=may
 mynet       inet 127.0.0.1:{net}  1 smtpd -o mynetworks=127.0.0.0/8
 submission  inet 127.0.0.1:{sub}  1 smtpd -o smtpd_tls_security_level=encrypt
@@ -1018,13 +983,12 @@ def main():
         san = re.findall(r'.*(?:Sanitizer|runtime error).*', out + log_text())
         ok(not san, 'no sanitizer report from any smtpd', '\n'.join(san[:10]))
     finally:
-        if failed:
+        if tap.failed:
             print('# log tail:')
             for line in log_text().splitlines()[-40:]:
                 print('# ' + line)
         cleanup()
-    print('1..%d' % n)
-    sys.exit(1 if failed else 0)
+    sys.exit(tap.done())
 
 
 main()

@@ -8,15 +8,12 @@
  * cfg_set(), the one place where values are checked.
  */
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cfg.h"
+#include "file.h"
 #include "log.h"
 #include "mem.h"
 #include "strnum.h"
@@ -356,40 +353,15 @@ cfg_load_file(struct cfg *c, const char *path, unsigned allowed,
     bool is_optional, struct buf *errs)
 {
 	struct buf text;
-	char chunk[8192];
-	ssize_t n;
-	int fd, rc;
+	int rc;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		if (errno == ENOENT && is_optional)
-			return 0;
-		(void)buf_printf(errs, "%s: cannot open: %s\n", path,
-		    strerror(errno));
-		return -1;
-	}
 	buf_init(&text, CFG_FILE_MAX);
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			(void)buf_printf(errs, "%s: read error: %s\n", path,
-			    strerror(errno));
-			goto fail;
-		}
-		if (buf_append(&text, chunk, (size_t)n) < 0) {
-			(void)buf_printf(errs, "%s: file too large (over %d "
-			    "bytes)\n", path, CFG_FILE_MAX);
-			goto fail;
-		}
-	}
-	(void)close(fd);
-	rc = cfg_parse(c, buf_cstr(&text), text.len, path, allowed, errs);
+	if ((rc = file_read_all(path, CFG_FILE_MAX,
+	    is_optional ? FILE_MISSING_OK : 0, &text, errs)) > 0)
+		rc = cfg_parse(c, buf_cstr(&text), text.len, path, allowed,
+		    errs);
 	buf_deinit(&text);
 	return rc;
-fail:
-	(void)close(fd);
-	buf_deinit(&text);
-	return -1;
 }
 
 static const char *

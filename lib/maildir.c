@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "log.h"
 #include "maildir.h"
 #include "strnum.h"
@@ -58,21 +59,6 @@ md_path(char *out, size_t outsz, const char *fmt, ...)
 		return -1;
 	}
 	return 0;
-}
-
-/* md_sync_dir - fsync a directory; 0 or -1 (errno) */
-static int
-md_sync_dir(const char *path)
-{
-	int fd, rc, saved;
-
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -1;
-	rc = fsync(fd);
-	saved = errno;
-	(void)close(fd);
-	errno = saved;
-	return rc;
 }
 
 /*
@@ -130,7 +116,7 @@ md_sync_dir_grouped(const char *path)
 	(void)pthread_mutex_lock(&md_group_lock);
 	if ((g = md_group_get(path)) == NULL) {
 		(void)pthread_mutex_unlock(&md_group_lock);
-		return md_sync_dir(path);
+		return file_sync_dir(path);
 	}
 	g->users++;
 	ticket = ++g->requested;
@@ -143,7 +129,7 @@ md_sync_dir_grouped(const char *path)
 		g->running = true;
 		start = g->requested;
 		(void)pthread_mutex_unlock(&md_group_lock);
-		rc = md_sync_dir(path);
+		rc = file_sync_dir(path);
 		err = rc < 0 ? errno : 0;
 		(void)pthread_mutex_lock(&md_group_lock);
 		g->running = false;
@@ -168,11 +154,11 @@ md_sync_parent(const char *path)
 	if (md_path(parent, sizeof(parent), "%s", path) < 0)
 		return -1;
 	if ((slash = strrchr(parent, '/')) == NULL)
-		return md_sync_dir(".");
+		return file_sync_dir(".");
 	if (slash == parent)
 		slash++;
 	*slash = '\0';
-	return md_sync_dir(parent);
+	return file_sync_dir(parent);
 }
 
 /* md_mkdir - mkdir 0700; 1 made (parent fsynced), 0 existed, -1 error */
@@ -251,7 +237,7 @@ md_make(const char *root, const char *fdir, char *what, size_t whatsz)
 	if (fd < 0)
 		goto fail;
 	(void)close(fd);
-	if (md_make_dirs(fdir) < 0 || md_sync_dir(fdir) < 0) {
+	if (md_make_dirs(fdir) < 0 || file_sync_dir(fdir) < 0) {
 		(void)md_path(p, sizeof(p), "%s", fdir);
 		goto fail;
 	}

@@ -2,17 +2,12 @@
  * map - lookup tables "type:where" (see map.h)
  *
  * This file holds what every backend shares: the spec parser that picks
- * a backend, the text-table parser (a pure function over a buffer, also
- * the fuzz target), and a bounded whole-file reader that notices a file
- * changing under it.
+ * a backend and the text-table parser (a pure function over a buffer,
+ * also the fuzz target).  Files are read by lib/file.
  */
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "map.h"
@@ -139,83 +134,6 @@ map_check(const char *spec, struct buf *errs)
 	if ((ops = map_backend(spec, &where, errs)) == NULL)
 		return -1;
 	return ops->check(where, errs);
-}
-
-int
-map_file_changed(const struct stat *a, const struct stat *b)
-{
-	return a->st_dev != b->st_dev || a->st_ino != b->st_ino ||
-	    a->st_size != b->st_size ||
-	    a->st_mtim.tv_sec != b->st_mtim.tv_sec ||
-	    a->st_mtim.tv_nsec != b->st_mtim.tv_nsec;
-}
-
-int
-map_read_file(const char *path, long long max, struct buf *out,
-    struct stat *st_r, struct buf *errs)
-{
-	struct stat st, st2;
-	char chunk[16384];
-	ssize_t n;
-	int fd, saved;
-
-	buf_reset(out);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
-	    O_NONBLOCK)) < 0) {
-		if (errs != NULL)
-			(void)buf_printf(errs, "%s: %s\n", path,
-			    strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) < 0)
-		goto fail_errno;
-	if (!S_ISREG(st.st_mode)) {
-		if (errs != NULL)
-			(void)buf_printf(errs, "%s: not a regular file\n",
-			    path);
-		goto fail;
-	}
-	if (st.st_size > max)
-		goto too_large;
-	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			goto fail_errno;
-		if (n == 0)
-			break;
-		if ((long long)(buf_len(out) + (size_t)n) > max ||
-		    buf_append(out, chunk, (size_t)n) < 0)
-			goto too_large;
-	}
-	if (fstat(fd, &st2) < 0)
-		goto fail_errno;
-	if (map_file_changed(&st, &st2) ||
-	    (long long)buf_len(out) != (long long)st2.st_size) {
-		if (errs != NULL)
-			(void)buf_printf(errs, "%s: file changed while it "
-			    "was read (replace tables atomically: write a "
-			    "copy, then rename it)\n", path);
-		goto fail;
-	}
-	(void)close(fd);
-	*st_r = st;
-	return 0;
-
-too_large:
-	if (errs != NULL)
-		(void)buf_printf(errs, "%s: file too large (over %lld "
-		    "bytes)\n", path, max);
-	goto fail;
-fail_errno:
-	saved = errno;
-	if (errs != NULL)
-		(void)buf_printf(errs, "%s: %s\n", path, strerror(saved));
-fail:
-	(void)close(fd);
-	buf_reset(out);
-	return -1;
 }
 
 /* ---- the text-table parser ------------------------------------------- */

@@ -23,6 +23,7 @@
 
 #include <db.h>
 
+#include "file.h"
 #include "log.h"
 #include "map.h"
 #include "map_private.h"
@@ -31,8 +32,7 @@
 struct map_bdb {
 	DB	*db;
 	char	*dbpath;
-	struct stat st;		/* the open file, or the failed one */
-	int	 is_broken;
+	struct file_stamp stamp; /* the open file, or the failed one */
 };
 
 /* map_bdb_errcall - Berkeley DB's own messages: detail for the log */
@@ -88,7 +88,7 @@ map_bdb_open(struct map *m, struct buf *errs)
 	struct map_bdb *b = xcalloc(1, sizeof(*b));
 
 	b->dbpath = map_bdb_dbpath(m->where);
-	if (map_bdb_dbopen(b->dbpath, &b->db, &b->st, errs) < 0) {
+	if (map_bdb_dbopen(b->dbpath, &b->db, &b->stamp.st, errs) < 0) {
 		free(b->dbpath);
 		free(b);
 		return -1;
@@ -105,34 +105,28 @@ map_bdb_refresh(struct map *m)
 	struct stat st;
 	struct buf errs;
 	DB *db;
+	int rc;
 
-	if (stat(b->dbpath, &st) < 0) {
-		if (!b->is_broken)
+	if ((rc = file_stamp_check(&b->stamp, b->dbpath, &st)) <= 0) {
+		if (rc < 0 && errno != 0)
 			log_err("table %s: %s: %s", m->spec, b->dbpath,
 			    strerror(errno));
-		b->is_broken = 1;
-		memset(&b->st, 0, sizeof(b->st));
-		return -1;
+		return rc;
 	}
-	if (!map_file_changed(&st, &b->st))
-		return b->is_broken ? -1 : 0;
 	buf_init(&errs, 4096);
 	if (map_bdb_dbopen(b->dbpath, &db, &st, &errs) < 0) {
 		log_err("table %s: %.*s", m->spec,
 		    (int)strcspn(buf_cstr(&errs), "\n"), buf_cstr(&errs));
 		buf_deinit(&errs);
-		b->is_broken = 1;
-		b->st = st;
+		file_stamp_failed(&b->stamp, &st);
 		return -1;
 	}
 	buf_deinit(&errs);
 	if (b->db != NULL)
 		(void)b->db->close(b->db, 0);
 	b->db = db;
-	b->st = st;
-	if (b->is_broken)
+	if (file_stamp_loaded(&b->stamp, &st))
 		log_info("table %s: opened again", m->spec);
-	b->is_broken = 0;
 	return 0;
 }
 
@@ -165,7 +159,7 @@ map_bdb_lookup(struct map *m, const char *key, char **value_r)
 			log_err("table %s: lookup: %s", m->spec,
 			    db_strerror(rc));
 			/* reopen at the next lookup */
-			memset(&b->st, 0, sizeof(b->st));
+			file_stamp_forget(&b->stamp);
 			return -1;
 		}
 		*value_r = xstrndup(v.data, v.size);
@@ -221,7 +215,7 @@ map_bdb_check(const char *where, struct buf *errs)
 			rc = -1;
 		}
 		buf_init(&text, 0);
-		if (map_read_file(where, MAP_FILE_MAX, &text, &src_st,
+		if (file_read_stable(where, MAP_FILE_MAX, &text, &src_st,
 		    errs) < 0 || map_text_parse(buf_cstr(&text),
 		    buf_len(&text), where, &map_text_limits_default,
 		    map_bdb_nocheck, NULL, errs) < 0)
@@ -305,7 +299,7 @@ map_bdb_build(const char *src, struct buf *errs)
 	    (long)getpid());
 	buf_init(&text, 0);
 	memset(&c, 0, sizeof(c));
-	if (map_read_file(src, MAP_FILE_MAX, &text, &st, errs) < 0)
+	if (file_read_stable(src, MAP_FILE_MAX, &text, &st, errs) < 0)
 		goto fail;
 	if (unlink(tmp) < 0 && errno != ENOENT) {
 		(void)buf_printf(errs, "%s: %s\n", tmp, strerror(errno));

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "file.h"
 #include "log.h"
 #include "map.h"
 #include "map_private.h"
@@ -30,8 +31,7 @@ struct map_file_tab {
 
 struct map_file {
 	struct map_file_tab tab;
-	struct stat st;		/* what tab holds, or what failed */
-	int	 is_broken;	/* the file at st did not load */
+	struct file_stamp stamp; /* what tab holds, or what failed */
 };
 
 static int
@@ -94,7 +94,7 @@ map_file_load(const char *path, struct map_file_tab *t, struct stat *st_r,
 
 	memset(t, 0, sizeof(*t));
 	buf_init(&text, 0);
-	if (map_read_file(path, MAP_FILE_MAX, &text, st_r, errs) < 0) {
+	if (file_read_stable(path, MAP_FILE_MAX, &text, st_r, errs) < 0) {
 		buf_deinit(&text);
 		return -1;
 	}
@@ -121,7 +121,7 @@ map_file_open(struct map *m, struct buf *errs)
 {
 	struct map_file *f = xcalloc(1, sizeof(*f));
 
-	if (map_file_load(m->where, &f->tab, &f->st, errs) < 0) {
+	if (map_file_load(m->where, &f->tab, &f->stamp.st, errs) < 0) {
 		free(f);
 		return -1;
 	}
@@ -152,32 +152,26 @@ map_file_refresh(struct map *m)
 	struct map_file_tab t;
 	struct stat st;
 	struct buf errs;
+	int rc;
 
-	if (stat(m->where, &st) < 0) {
-		if (!f->is_broken)
+	if ((rc = file_stamp_check(&f->stamp, m->where, &st)) <= 0) {
+		if (rc < 0 && errno != 0)
 			log_err("table %s: %s", m->spec, strerror(errno));
-		f->is_broken = 1;
-		memset(&f->st, 0, sizeof(f->st));
-		return -1;
+		return rc;
 	}
-	if (!map_file_changed(&st, &f->st))
-		return f->is_broken ? -1 : 0;
 	buf_init(&errs, 16384);
 	if (map_file_load(m->where, &t, &st, &errs) < 0) {
 		map_file_log_errors(m->spec, &errs);
 		buf_deinit(&errs);
-		f->is_broken = 1;
-		f->st = st;
+		file_stamp_failed(&f->stamp, &st);
 		return -1;
 	}
 	buf_deinit(&errs);
 	map_file_tab_free(&f->tab);
 	f->tab = t;
-	f->st = st;
-	if (f->is_broken)
+	if (file_stamp_loaded(&f->stamp, &st))
 		log_info("table %s: loaded again, %zu entries", m->spec,
 		    t.n);
-	f->is_broken = 0;
 	return 0;
 }
 

@@ -6,13 +6,6 @@
  * returns 1/0/-1 like map_lookup() and logs the detail of a -1 itself;
  * check() validates a where without keeping anything open.
  *
- * map_read_file() reads a whole regular file of at most max bytes into
- * out and its identity into *st_r; 0, or -1 with "path: message\n" in
- * errs (errs may be NULL).  It fails when the file changed while it was
- * read, so a half-written table is never taken for a whole one.
- * map_file_changed() compares two identities (device, inode, size,
- * mtime).
- *
  * map_ldap_* is the LDAP client both ldap: maps and the LDAP userdb use:
  * a config file (see man/posta-tables.5) and one lazily opened
  * connection, reconnected once per call when it is found dead.
@@ -24,8 +17,6 @@
  */
 #ifndef POSTA_MAP_PRIVATE_H
 #define POSTA_MAP_PRIVATE_H
-
-#include <sys/stat.h>
 
 #include <ldap.h>
 
@@ -53,9 +44,6 @@ extern const struct map_ops map_file_ops;
 extern const struct map_ops map_bdb_ops;
 extern const struct map_ops map_ldap_ops;
 
-int	map_read_file(const char *path, long long max, struct buf *out,
-	    struct stat *st_r, struct buf *errs);
-int	map_file_changed(const struct stat *, const struct stat *);
 /* map_lower - ASCII lower case in place */
 void	map_lower(char *);
 

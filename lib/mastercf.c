@@ -12,13 +12,11 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cfg.h"
+#include "file.h"
 #include "mastercf.h"
 #include "mem.h"
 #include "settings.h"
@@ -512,37 +510,14 @@ int
 mastercf_load(const char *path, struct mastercf **cf_r, struct buf *errs)
 {
 	struct buf text;
-	char chunk[8192];
-	ssize_t n;
-	int fd, rc;
+	int rc;
 
 	*cf_r = NULL;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		(void)buf_printf(errs, "%s: cannot open: %s\n", path,
-		    strerror(errno));
-		return -1;
-	}
 	buf_init(&text, MASTERCF_FILE_MAX);
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			(void)buf_printf(errs, "%s: read error: %s\n", path,
-			    strerror(errno));
-			goto fail;
-		}
-		if (buf_append(&text, chunk, (size_t)n) < 0) {
-			(void)buf_printf(errs, "%s: file too large (over %d "
-			    "bytes)\n", path, MASTERCF_FILE_MAX);
-			goto fail;
-		}
-	}
-	(void)close(fd);
-	rc = mastercf_parse(buf_cstr(&text), text.len, path, cf_r, errs);
+	if ((rc = file_read_all(path, MASTERCF_FILE_MAX, 0, &text,
+	    errs)) > 0)
+		rc = mastercf_parse(buf_cstr(&text), text.len, path, cf_r,
+		    errs);
 	buf_deinit(&text);
 	return rc;
-fail:
-	(void)close(fd);
-	buf_deinit(&text);
-	return -1;
 }

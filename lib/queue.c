@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "log.h"
 #include "mem.h"
 #include "queue.h"
@@ -77,19 +78,12 @@ int
 queue_dir_sync(const char *qdir, enum queue_dir d)
 {
 	char path[4096];
-	int fd, rc, saved;
 
 	if (queue_path(path, sizeof(path), qdir, d, NULL) < 0) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -1;
-	rc = fsync(fd);
-	saved = errno;
-	(void)close(fd);
-	errno = saved;
-	return rc;
+	return file_sync_dir(path);
 }
 
 /* queue_id_make - ID from a time in microseconds and a suffix 0..31 */

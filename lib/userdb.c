@@ -21,6 +21,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "file.h"
 #include "log.h"
 #include "map.h"
 #include "map_private.h"
@@ -53,8 +54,7 @@ struct userdb {
 	int	 is_ldap;
 	/* file: */
 	struct userdb_tab tab;
-	struct stat st;
-	int	 is_broken;
+	struct file_stamp stamp;
 	/* ldap: */
 	struct map_ldap *ml;
 };
@@ -280,7 +280,7 @@ userdb_file_load(const char *path, struct userdb_tab *t, struct stat *st_r,
 
 	memset(t, 0, sizeof(*t));
 	buf_init(&text, 0);
-	if (map_read_file(path, MAP_FILE_MAX, &text, st_r, errs) < 0) {
+	if (file_read_stable(path, MAP_FILE_MAX, &text, st_r, errs) < 0) {
 		buf_deinit(&text);
 		return -1;
 	}
@@ -299,32 +299,26 @@ userdb_file_refresh(struct userdb *db)
 	struct userdb_tab t;
 	struct stat st;
 	struct buf errs;
+	int rc;
 
-	if (stat(db->where, &st) < 0) {
-		if (!db->is_broken)
+	if ((rc = file_stamp_check(&db->stamp, db->where, &st)) <= 0) {
+		if (rc < 0 && errno != 0)
 			log_err("userdb %s: %s", db->spec, strerror(errno));
-		db->is_broken = 1;
-		memset(&db->st, 0, sizeof(db->st));
-		return -1;
+		return rc;
 	}
-	if (!map_file_changed(&st, &db->st))
-		return db->is_broken ? -1 : 0;
 	buf_init(&errs, 16384);
 	if (userdb_file_load(db->where, &t, &st, &errs) < 0) {
 		log_err("userdb %s: %.*s", db->spec,
 		    (int)strcspn(buf_cstr(&errs), "\n"), buf_cstr(&errs));
 		buf_deinit(&errs);
-		db->is_broken = 1;
-		db->st = st;
+		file_stamp_failed(&db->stamp, &st);
 		return -1;
 	}
 	buf_deinit(&errs);
 	userdb_tab_free(&db->tab);
 	db->tab = t;
-	db->st = st;
-	if (db->is_broken)
+	if (file_stamp_loaded(&db->stamp, &st))
 		log_info("userdb %s: loaded again, %zu users", db->spec, t.n);
-	db->is_broken = 0;
 	return 0;
 }
 
@@ -529,7 +523,7 @@ userdb_open(const char *spec, struct buf *errs)
 	if (db->is_ldap)
 		db->ml = map_ldap_new(where, errs);
 	if ((db->is_ldap && db->ml == NULL) || (!db->is_ldap &&
-	    userdb_file_load(where, &db->tab, &db->st, errs) < 0)) {
+	    userdb_file_load(where, &db->tab, &db->stamp.st, errs) < 0)) {
 		free(db->spec);
 		free(db->where);
 		free(db);

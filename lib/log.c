@@ -138,6 +138,20 @@ log_msg(enum log_level lvl, const char *fmt, ...)
 }
 
 void
+log_lines(enum log_level lvl, const char *text)
+{
+	const char *p = text, *nl;
+
+	while (*p != '\0') {
+		if ((nl = strchr(p, '\n')) == NULL)
+			nl = p + strlen(p);
+		if (nl > p)
+			log_msg(lvl, "%.*s", (int)(nl - p), p);
+		p = *nl != '\0' ? nl + 1 : nl;
+	}
+}
+
+void
 log_fatal(const char *fmt, ...)
 {
 	va_list ap;

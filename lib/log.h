@@ -54,6 +54,12 @@ void	log_vmsg(enum log_level, const char *fmt, va_list);
 #define log_warn(...)	log_msg(LOG_L_WARN, __VA_ARGS__)
 #define log_err(...)	log_msg(LOG_L_ERR, __VA_ARGS__)
 
+/*
+ * log_lines - log each non-empty line of text (as a struct buf of
+ * "file:line: message\n" errors holds them) as its own line
+ */
+void	log_lines(enum log_level, const char *text);
+
 void	log_fatal(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 void	log_panic(const char *fmt, ...)

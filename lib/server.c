@@ -271,15 +271,7 @@ server_take_fds(void)
 static void
 server_fatal_errs(struct buf *errs)
 {
-	const char *p = buf_cstr(errs), *nl;
-
-	while (*p != '\0') {
-		nl = strchr(p, '\n');
-		if (nl == NULL)
-			nl = p + strlen(p);
-		log_err("%.*s", (int)(nl - p), p);
-		p = *nl != '\0' ? nl + 1 : nl;
-	}
+	log_lines(LOG_L_ERR, buf_cstr(errs));
 	log_fatal("cannot continue: configuration errors");
 }
 

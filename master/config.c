@@ -74,15 +74,7 @@ master_config_load(const char *dir, struct cfg **cfg_r,
 void
 master_log_errors(const struct buf *errs)
 {
-	const char *p = buf_cstr(errs), *nl;
-
-	while (*p != '\0') {
-		if ((nl = strchr(p, '\n')) == NULL)
-			nl = p + strlen(p);
-		if (nl > p)
-			log_err("%.*s", (int)(nl - p), p);
-		p = *nl != '\0' ? nl + 1 : nl;
-	}
+	log_lines(LOG_L_ERR, buf_cstr(errs));
 }
 
 /*

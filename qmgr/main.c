@@ -67,7 +67,6 @@ qmgr_init(struct ev *ev, struct cfg *cfg)
 	static const char *const dirs[] = { "incoming", "active",
 	    "deferred", "hold", "corrupt", "private" };
 	struct buf errs;
-	const char *p, *nl;
 	size_t i;
 	int lfd;
 
@@ -76,11 +75,7 @@ qmgr_init(struct ev *ev, struct cfg *cfg)
 	qmgr_conf_load(cfg);
 	buf_init(&errs, 0);
 	if ((qm.res = resolve_new(cfg, &errs)) == NULL) {
-		for (p = buf_cstr(&errs); *p != '\0'; p = nl + 1) {
-			if ((nl = strchr(p, '\n')) == NULL)
-				nl = p + strlen(p) - 1;
-			log_err("%.*s", (int)(nl - p), p);
-		}
+		log_lines(LOG_L_ERR, buf_cstr(&errs));
 		buf_deinit(&errs);
 		return -1;
 	}

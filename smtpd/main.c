@@ -52,15 +52,7 @@ smtpd_pre_drop(struct cfg *c)
 static void
 smtpd_log_errs(struct buf *errs)
 {
-	const char *p = buf_cstr(errs), *nl;
-
-	while (*p != '\0') {
-		nl = strchr(p, '\n');
-		if (nl == NULL)
-			nl = p + strlen(p);
-		log_err("%.*s", (int)(nl - p), p);
-		p = *nl != '\0' ? nl + 1 : nl;
-	}
+	log_lines(LOG_L_ERR, buf_cstr(errs));
 }
 
 static int

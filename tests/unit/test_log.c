@@ -98,6 +98,24 @@ test_format(void **state)
 }
 
 static void
+test_lines(void **state)
+{
+	char want[512], got[4096];
+	long pid = (long)getpid();
+
+	(void)state;
+	/* empty lines dropped, a last line without '\n' kept whole */
+	log_lines(LOG_L_ERR, "a.conf:1: bad\n\nb.conf:2: worse\nlast");
+	log_lines(LOG_L_ERR, "");
+	snprintf(want, sizeof(want),
+	    "posta/testprog[%ld]: error: a.conf:1: bad\n"
+	    "posta/testprog[%ld]: error: b.conf:2: worse\n"
+	    "posta/testprog[%ld]: error: last\n", pid, pid, pid);
+	read_log(path, got, sizeof(got));
+	assert_string_equal(got, want);
+}
+
+static void
 test_debug_switch(void **state)
 {
 	char got[4096];
@@ -250,6 +268,7 @@ main(void)
 		cmocka_unit_test_setup(test_long_line, truncate_log),
 		cmocka_unit_test_setup(test_errno_kept, truncate_log),
 		cmocka_unit_test_setup(test_env_file, truncate_log),
+		cmocka_unit_test_setup(test_lines, truncate_log),
 		cmocka_unit_test_setup(test_fatal_panic, truncate_log),
 		cmocka_unit_test_setup(test_open_fails, truncate_log),
 	};

@@ -372,6 +372,12 @@ queue_writer_write(struct queue_writer *w, const void *p, size_t n)
 	return 0;
 }
 
+int
+queue_writer_fd(const struct queue_writer *w)
+{
+	return w->fd;
+}
+
 uint64_t
 queue_writer_size(const struct queue_writer *w)
 {

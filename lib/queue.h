@@ -133,6 +133,11 @@ int	queue_writer_write(struct queue_writer *, const void *, size_t);
 int	queue_writer_seal(struct queue_writer *, struct reply *r);
 int	queue_writer_sync(struct queue_writer *);
 int	queue_writer_commit(struct queue_writer *, struct reply *r);
+/*
+ * queue_writer_fd - the open file, for an fsync run elsewhere (lib/fsyncq)
+ * in place of queue_writer_sync(); valid until commit or free
+ */
+int	queue_writer_fd(const struct queue_writer *);
 /* queue_writer_size - content bytes written so far */
 uint64_t queue_writer_size(const struct queue_writer *);
 void	queue_writer_free(struct queue_writer **);

@@ -5,8 +5,7 @@
  * rename incoming/ID.tmp to incoming/ID, fsync incoming/, and only then
  * "250 2.0.0 Ok: queued as ID".  The loop never waits for the disk:
  *
- *   - each message's fsync runs in a lib/fsyncq worker (on a second
- *     descriptor of the same file: fsync acts on the inode), so the
+ *   - each message's fsync runs in a lib/fsyncq worker, so the
  *     fsyncs of many sessions are in flight together and the ext4
  *     journal commits them at once;
  *   - the directory fsync is shared (group commit): messages renamed
@@ -114,10 +113,6 @@ queue_finish(struct smtpd_session *s, const struct reply *fail)
 	char *sender;
 
 	q.pending--;
-	if (s->sync_fd >= 0) {
-		(void)close(s->sync_fd);
-		s->sync_fd = -1;
-	}
 	if (fail != NULL) {
 		smtpd_log_reject(s, s->bdat_used ? "BDAT" : "DATA", fail,
 		    NULL);
@@ -188,8 +183,6 @@ queue_on_file_synced(void *arg, int err)
 	struct smtpd_session *s = arg;
 	struct reply r;
 
-	(void)close(s->sync_fd);
-	s->sync_fd = -1;
 	if (err != 0) {
 		log_err("%s: fsync: %s", s->env->id, strerror(err));
 		reply_set(&r, 451, "4.3.0", "Error: queue file write error");
@@ -209,7 +202,6 @@ queue_on_file_synced(void *arg, int err)
 void
 smtpd_queue_commit(struct smtpd_session *s)
 {
-	char path[4096], tmp[4200];
 	struct reply r;
 
 	s->state = SS_QUEUE;
@@ -218,15 +210,7 @@ smtpd_queue_commit(struct smtpd_session *s)
 		queue_finish(s, &r);
 		return;
 	}
-	/* queue.h: the writer's file is incoming/ID.tmp until commit */
-	if (queue_path(path, sizeof(path), ".", QUEUE_INCOMING,
-	    s->env->id) < 0 ||
-	    snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp) ||
-	    (s->sync_fd = open(tmp, O_RDONLY | O_CLOEXEC)) < 0) {
-		log_err("%s: open %s: %s", s->env->id, tmp, strerror(errno));
-		reply_set(&r, 451, "4.3.0", "Error: queue file write error");
-		queue_finish(s, &r);
-		return;
-	}
-	fsyncq_submit(q.fsq, s->sync_fd, false, queue_on_file_synced, s);
+	/* the writer's fd stays open until commit: the session waits */
+	fsyncq_submit(q.fsq, queue_writer_fd(s->qw), false,
+	    queue_on_file_synced, s);
 }

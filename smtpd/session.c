@@ -529,7 +529,6 @@ smtpd_session_new(int fd, const struct server_peer *peer)
 	}
 	s->state = SS_CMD;
 	s->cur_verb = -1;
-	s->sync_fd = -1;
 	buf_init(&s->delayed, 64 * 1024);
 	memcpy(&s->sa, &peer->addr, sizeof(s->sa));
 	(void)snprintf(s->client_name, sizeof(s->client_name), "unknown");

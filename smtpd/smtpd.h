@@ -173,7 +173,6 @@ struct smtpd_session {
 	bool	 bdat_used;		/* transaction uses BDAT */
 	bool	 bdat_failed;		/* refuse the rest of the chunks */
 	struct reply bdat_err;
-	int	 sync_fd;		/* queue file being fsynced */
 	struct smtpd_session *gc_next;	/* group commit list */
 
 	/* counts for the disconnect line */

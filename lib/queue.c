@@ -2,6 +2,7 @@
  * queue - queue IDs, the queue file format and durable writes (see
  * queue.h for the format and the order of the durable steps)
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -276,6 +277,110 @@ queue_encode_env(struct buf *b, const struct queue_env *env,
 	return rc != 0 ? -1 : 0;
 }
 
+/*
+ * Spent queue files are recycled (queue.h): qmgr renames a finished
+ * file into free/ instead of unlinking it, and a writer takes one from
+ * there, truncated, instead of creating a new inode.  The cache of names
+ * is per process; callers with threads serialise queue_writer_new().
+ */
+static struct {
+	char	 names[QUEUE_FREE_BATCH][QUEUE_ID_LEN + 1];
+	int	 n;
+	int64_t	 next_scan;	/* ms: do not rescan an empty free/ often */
+} qfree;
+
+static int64_t
+queue_now_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+queue_free_scan(const char *qdir)
+{
+	char path[4096];
+	struct dirent *de;
+	DIR *d;
+
+	qfree.next_scan = queue_now_ms() + 1000;
+	if (snprintf(path, sizeof(path), "%s/%s", qdir, QUEUE_FREE_DIR) >=
+	    (int)sizeof(path) || (d = opendir(path)) == NULL)
+		return;
+	while (qfree.n < QUEUE_FREE_BATCH && (de = readdir(d)) != NULL)
+		if (queue_id_ok(de->d_name))
+			memcpy(qfree.names[qfree.n++], de->d_name,
+			    QUEUE_ID_LEN + 1);
+	(void)closedir(d);
+	if (qfree.n > 0)
+		qfree.next_scan = 0;
+}
+
+/* queue_take_free - a recycled file renamed to tmp and truncated, or -1 */
+static int
+queue_take_free(const char *qdir, const char *tmp)
+{
+	char path[4096];
+	int fd;
+
+	for (;;) {
+		if (qfree.n == 0) {
+			if (queue_now_ms() < qfree.next_scan)
+				return -1;
+			queue_free_scan(qdir);
+			if (qfree.n == 0)
+				return -1;
+		}
+		qfree.n--;
+		if (snprintf(path, sizeof(path), "%s/%s/%s", qdir,
+		    QUEUE_FREE_DIR, qfree.names[qfree.n]) >= (int)sizeof(path))
+			return -1;
+		/* NOREPLACE: never clobber another writer's ID.tmp */
+		if (renameat2(AT_FDCWD, path, AT_FDCWD, tmp,
+		    RENAME_NOREPLACE) < 0)
+			continue;	/* taken by another process */
+		fd = open(tmp, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+		(void)unlink(tmp);
+	}
+}
+
+int
+queue_recycle(const char *qdir, const char *path)
+{
+	static int64_t next_count;
+	static unsigned count;
+	char to[4096];
+	const char *base = strrchr(path, '/');
+	struct dirent *de;
+	DIR *d;
+
+	base = base != NULL ? base + 1 : path;
+	if (queue_now_ms() >= next_count) {
+		/* recount now and then: writers take files we do not see */
+		count = 0;
+		if (snprintf(to, sizeof(to), "%s/%s", qdir, QUEUE_FREE_DIR) <
+		    (int)sizeof(to) && (d = opendir(to)) != NULL) {
+			while ((de = readdir(d)) != NULL)
+				count += de->d_name[0] != '.';
+			(void)closedir(d);
+		}
+		next_count = queue_now_ms() + 1000;
+	}
+	/* emptied first: no message content lingers in free/ */
+	if (count < QUEUE_FREE_MAX && queue_id_ok(base) &&
+	    snprintf(to, sizeof(to), "%s/%s/%s", qdir, QUEUE_FREE_DIR, base) <
+	    (int)sizeof(to) && truncate(path, 0) == 0 &&
+	    rename(path, to) == 0) {
+		count++;
+		return 0;
+	}
+	return unlink(path);
+}
+
 struct queue_writer *
 queue_writer_new(const char *qdir, struct queue_env *env, struct reply *r)
 {
@@ -304,8 +409,10 @@ queue_writer_new(const char *qdir, struct queue_env *env, struct reply *r)
 			log_err("queue directory name too long: %s", qdir);
 			goto fail;
 		}
-		w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-		    0600);
+		w->fd = queue_take_free(qdir, w->tmp);
+		if (w->fd < 0)
+			w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL |
+			    O_CLOEXEC, 0600);
 		if (w->fd < 0 && errno != EEXIST) {
 			log_err("%s: create %s: %s", env->id, w->tmp,
 			    strerror(errno));

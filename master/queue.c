@@ -30,6 +30,7 @@ static const struct {
 	{ "deferred", 0700, 1, 0 },
 	{ "hold", 0700, 1, 0 },
 	{ "corrupt", 0700, 1, 0 },
+	{ "free", 0700, 1, 0 },
 	{ "private", 0700, 1, 0 },
 	{ "public", 0710, 1, 1 },
 	{ "pid", 0755, 0, 0 },

@@ -65,7 +65,7 @@ static int
 qmgr_init(struct ev *ev, struct cfg *cfg)
 {
 	static const char *const dirs[] = { "incoming", "active",
-	    "deferred", "hold", "corrupt", "private" };
+	    "deferred", "hold", "corrupt", "private", QUEUE_FREE_DIR };
 	struct buf errs;
 	size_t i;
 	int lfd;

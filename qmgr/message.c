@@ -432,7 +432,7 @@ msg_unlink(struct qmsg *m)
 	char path[64];
 
 	(void)snprintf(path, sizeof(path), "active/%s", m->env->id);
-	if (unlink(path) < 0 && errno != ENOENT) {
+	if (queue_recycle(".", path) < 0 && errno != ENOENT) {
 		log_err("%s: cannot remove %s: %s", m->env->id, path,
 		    strerror(errno));
 		return;

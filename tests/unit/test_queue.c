@@ -335,6 +335,74 @@ test_large_content(void **state)
 }
 
 static void
+test_recycle(void **state)
+{
+	struct queue_env *env = sample_env(), *env2 = sample_env();
+	struct queue_writer *w;
+	struct reply r;
+	struct stat st, st2;
+	char path[256], freep[256], name[16];
+	int i, fd;
+
+	(void)state;
+	snprintf(freep, sizeof(freep), "%s/%s", qdir, QUEUE_FREE_DIR);
+	assert_int_equal(mkdir(freep, 0700), 0);
+	write_message(env, path, sizeof(path));
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size > 0);
+	/* a finished file goes to free/, emptied */
+	assert_int_equal(queue_recycle(qdir, path), 0);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(freep, sizeof(freep), "%s/%s/%s", qdir, QUEUE_FREE_DIR,
+	    env->id);
+	assert_int_equal(stat(freep, &st2), 0);
+	assert_int_equal(st2.st_size, 0);
+	assert_int_equal(st2.st_ino, st.st_ino);
+	/* the next writer reuses that inode (after the 1 s rescan pause) */
+	usleep(1100 * 1000);
+	w = queue_writer_new(qdir, env2, &r);
+	assert_non_null(w);
+	assert_int_equal(fstat(queue_writer_fd(w), &st2), 0);
+	assert_int_equal(st2.st_ino, st.st_ino);
+	assert_int_equal(st2.st_size, 0);
+	assert_int_equal(access(freep, F_OK), -1);
+	assert_int_equal(queue_writer_write(w, "x\r\n", 3), 0);
+	assert_int_equal(queue_writer_seal(w, &r), 0);
+	assert_int_equal(queue_writer_sync(w), 0);
+	assert_int_equal(queue_writer_commit(w, &r), 0);
+	queue_writer_free(&w);
+	queue_path(path, sizeof(path), qdir, QUEUE_INCOMING, env2->id);
+	fd = open(path, O_RDONLY);
+	queue_env_free(&env2);
+	env2 = queue_env_new();
+	{
+		const char *why;
+		bool corrupt;
+
+		assert_int_equal(queue_read(fd, env2, &why, &corrupt), 0);
+	}
+	assert_int_equal(env2->content_size, 3);
+	close(fd);
+	/* free/ full: the file is unlinked instead */
+	for (i = 0; i < QUEUE_FREE_MAX; i++) {
+		snprintf(name, sizeof(name), "0000000%05d", i);
+		snprintf(freep, sizeof(freep), "%s/%s/%s", qdir,
+		    QUEUE_FREE_DIR, name);
+		fd = open(freep, O_WRONLY | O_CREAT, 0600);
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	usleep(1100 * 1000);
+	assert_int_equal(queue_recycle(qdir, path), 0);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(freep, sizeof(freep), "%s/%s/%s", qdir, QUEUE_FREE_DIR,
+	    env2->id);
+	assert_int_equal(access(freep, F_OK), -1);
+	queue_env_free(&env);
+	queue_env_free(&env2);
+}
+
+static void
 test_write_error(void **state)
 {
 	struct queue_env *env = sample_env();
@@ -362,6 +430,7 @@ main(void)
 		cmocka_unit_test(test_corrupt),
 		cmocka_unit_test(test_large_content),
 		cmocka_unit_test(test_write_error),
+		cmocka_unit_test(test_recycle),
 	};
 
 	return cmocka_run_group_tests_name("queue", tests, setup, teardown);

@@ -86,6 +86,26 @@ smtp_data_push(struct smtp_data *st, const char *in, size_t len, char *out,
 			st->state = SD_TEXT;
 			continue;
 		case SD_TEXT:
+			if (c != '\r' && c != '\n') {
+				/*
+				 * Fast path: copy the run up to the next CR or
+				 * LF at once (memchr, not a byte per turn of
+				 * this loop); most of a message is such runs.
+				 */
+				const char *lf = memchr(in + i, '\n', len - i);
+				const char *end = lf != NULL ? lf : in + len;
+				const char *cr = memchr(in + i, '\r',
+				    (size_t)(end - (in + i)));
+				size_t n;
+
+				if (cr != NULL)
+					end = cr;
+				n = (size_t)(end - (in + i));
+				memcpy(out + o, in + i, n);
+				o += n;
+				i += n;
+				continue;
+			}
 			if (c == '\r') {
 				st->state = SD_CR;
 			} else if (c == '\n') {

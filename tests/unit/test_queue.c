@@ -341,7 +341,7 @@ test_recycle(void **state)
 	struct queue_writer *w;
 	struct reply r;
 	struct stat st, st2;
-	char path[256], freep[256], name[16];
+	char path[256], freep[256], name[32];
 	int i, fd;
 
 	(void)state;
@@ -385,7 +385,7 @@ test_recycle(void **state)
 	close(fd);
 	/* free/ full: the file is unlinked instead */
 	for (i = 0; i < QUEUE_FREE_MAX; i++) {
-		snprintf(name, sizeof(name), "0000000%05d", i);
+		snprintf(name, sizeof(name), "0000000%05u", (unsigned)i);
 		snprintf(freep, sizeof(freep), "%s/%s/%s", qdir,
 		    QUEUE_FREE_DIR, name);
 		fd = open(freep, O_WRONLY | O_CREAT, 0600);

@@ -119,6 +119,30 @@ bounce_double(struct qmsg *m)
 	return rc < 0 ? -1 : 0;
 }
 
+/*
+ * bounce_notice_copy - bounce_notice_recipient gets the report too, with
+ * the original's headers only (its body is the sender's business)
+ */
+static int
+bounce_notice_copy(struct qmsg *m)
+{
+	const struct queue_env *env = m->env;
+	struct queue_env copy;
+	size_t i;
+	int rc;
+
+	copy = *env;
+	copy.ret = SMTP_RET_HDRS;
+	copy.rcpt = xcalloc(env->nrcpt, sizeof(*copy.rcpt));
+	memcpy(copy.rcpt, env->rcpt, env->nrcpt * sizeof(*copy.rcpt));
+	for (i = 0; i < env->nrcpt; i++)
+		copy.rcpt[i].notify = 0;	/* the admin's copy: always */
+	rc = bounce_queue(m, &copy, DSN_FAILURE, qm.conf.bounce_notice,
+	    "postmaster copy of the non-delivery notification");
+	free(copy.rcpt);
+	return rc < 0 ? -1 : 0;
+}
+
 int
 bounce_final(struct qmsg *m)
 {
@@ -133,6 +157,9 @@ bounce_final(struct qmsg *m)
 		return has_failed ? bounce_double(m) : 0;
 	if (has_failed && bounce_queue(m, env, DSN_FAILURE, env->sender,
 	    "sender non-delivery notification") < 0)
+		return -1;
+	if (has_failed && *qm.conf.bounce_notice != '\0' &&
+	    bounce_notice_copy(m) < 0)
 		return -1;
 	if (bounce_queue(m, env, DSN_SUCCESS, env->sender,
 	    "sender delivery status notification") < 0)

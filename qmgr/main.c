@@ -44,6 +44,7 @@ qmgr_conf_load(struct cfg *cfg)
 	c->bounce_size_limit = (uint64_t)cfg_int(cfg, "bounce_size_limit");
 	c->myhostname = cfg_str(cfg, "myhostname");
 	c->postmaster = cfg_str(cfg, "postmaster_address");
+	c->bounce_notice = cfg_str(cfg, "bounce_notice_recipient");
 }
 
 /* qmgr_listen_fd - the listening socket to serve, or -1 */

@@ -126,6 +126,7 @@ struct qmgr_conf {
 	uint64_t bounce_size_limit;
 	const char *myhostname;
 	const char *postmaster;
+	const char *bounce_notice;	/* bounce_notice_recipient */
 };
 
 struct qmgr {

@@ -164,6 +164,7 @@ def test_relay(tap, p, stranger):
 
 def test_bounce(tap, p):
     before = len(p.mails("demo"))
+    before_admin = len(p.mails("bob"))
     with smtplib.SMTP("127.0.0.1", p.ports["smtp"], timeout=10) as s:
         s.sendmail("demo@example.test", ["loop1@example.test"],
                    b"Subject: into a loop\r\n\r\nthis must come back\r\n")
@@ -183,6 +184,19 @@ def test_bounce(tap, p):
     tap.ok("Action: failed" in raw and "Status: 5." in raw,
            "Action: failed, Status: 5.x.x", raw[:2000])
     tap.ok("this must come back" in raw, "original message included")
+    # bounce_notice_recipient (bob) gets a copy with the headers only
+    files = p.wait_mails(before_admin + 1, "bob", timeout=30)
+    tap.eq(len(files), before_admin + 1, "bounce_notice_recipient got a "
+           "copy of the bounce", p.log())
+    if len(files) > before_admin:
+        raw = p.read_mail(files[-1]).decode("utf-8", "replace")
+        m = parse(p.read_mail(files[-1]))
+        parts = [part.get_content_type() for part in m.iter_parts()]
+        tap.ok("text/rfc822-headers" in parts and
+               "Subject: into a loop" in raw and
+               "this must come back" not in raw,
+               "the copy carries the original's headers, not its body",
+               parts)
 
 
 def test_queue_tools(tap, p):
@@ -255,7 +269,8 @@ EOF
 
 
 def main(tap):
-    p = Posta(program_conf={"qmgr": "minimal_backoff_time = 2s\n"
+    p = Posta(posta_conf="bounce_notice_recipient = bob@example.test\n",
+              program_conf={"qmgr": "minimal_backoff_time = 2s\n"
                             "maximal_backoff_time = 4s\n"
                             "queue_run_delay = 1s\n"},
               users=USERS, aliases=ALIASES,

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "dsn.h"
+#include "log.h"
 #include "mem.h"
 #include "smtp_cmd.h"
 
@@ -725,4 +726,52 @@ fail:
 	free(idx);
 	errno = saved;
 	return -1;
+}
+
+int
+dsn_queue(const struct dsn_info *info, const struct queue_env *env,
+    int content_fd, enum dsn_kind kind, const char *rcpt, const char *qdir,
+    char *id_r)
+{
+	struct dsn_result res;
+	struct queue_env *nenv;
+	struct queue_writer *w = NULL;
+	struct reply r;
+	struct buf out;
+	int rc;
+
+	buf_init(&out, 0);
+	rc = dsn_build(info, env, content_fd, kind, &out, &res);
+	if (rc <= 0) {
+		if (rc < 0)
+			log_err("%s: cannot build the %s notice: %s", env->id,
+			    dsn_kind_name(kind), strerror(errno));
+		buf_deinit(&out);
+		return rc;
+	}
+	nenv = queue_env_new();
+	(void)queue_env_add_rcpt(nenv, rcpt, NULL, 0);
+	nenv->body = res.is_8bit ? SMTP_BODY_8BITMIME : SMTP_BODY_NONE;
+	nenv->smtputf8 = res.smtputf8;
+	queue_env_set(&nenv->proto, "dsn");
+	rc = -1;
+	if ((w = queue_writer_new(qdir, nenv, &r)) != NULL &&
+	    queue_writer_write(w, out.data, out.len) == 0 &&
+	    queue_writer_seal(w, &r) == 0 && queue_writer_sync(w) == 0 &&
+	    queue_writer_commit(w, &r) == 0) {
+		if (queue_dir_sync(qdir, QUEUE_INCOMING) < 0)
+			log_err("%s: fsync incoming/: %s", nenv->id,
+			    strerror(errno));
+		else
+			rc = 1;
+	}
+	if (rc == 1)
+		(void)snprintf(id_r, QUEUE_ID_LEN + 1, "%s", nenv->id);
+	else
+		log_err("%s: cannot queue the %s notice", env->id,
+		    dsn_kind_name(kind));
+	queue_writer_free(&w);
+	queue_env_free(&nenv);
+	buf_deinit(&out);
+	return rc;
 }

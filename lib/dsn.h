@@ -106,6 +106,17 @@ struct dsn_result {
 	bool	 smtputf8;	/* queue with SMTPUTF8 */
 };
 
+/*
+ * dsn_queue - dsn_build() a notice about env and queue it durably as a
+ * new message from the null sender to rcpt, in qdir's incoming/ (the
+ * order of lib/queue.h: file fsync, rename, directory fsync).  Returns 1
+ * queued (its ID in id_r, QUEUE_ID_LEN + 1 bytes), 0 when no recipient
+ * wanted a notice, -1 on error (logged with env's ID).  Thread-safe.
+ */
+int	dsn_queue(const struct dsn_info *, const struct queue_env *env,
+	    int content_fd, enum dsn_kind, const char *rcpt, const char *qdir,
+	    char *id_r);
+
 /* dsn_wanted - 1 if recipient idx goes into a notice of kind, else 0 */
 int	dsn_wanted(const struct queue_env *env, size_t idx, enum dsn_kind);
 

@@ -4,6 +4,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,8 +282,11 @@ queue_encode_env(struct buf *b, const struct queue_env *env,
  * Spent queue files are recycled (queue.h): qmgr renames a finished
  * file into free/ instead of unlinking it, and a writer takes one from
  * there, truncated, instead of creating a new inode.  The cache of names
- * is per process; callers with threads serialise queue_writer_new().
+ * is per process, guarded by a mutex (local writes from threads).
  */
+/* guards the cache below and ID creation: writers may be threads */
+static pthread_mutex_t queue_new_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static struct {
 	char	 names[QUEUE_FREE_BATCH][QUEUE_ID_LEN + 1];
 	int	 n;
@@ -396,6 +400,7 @@ queue_writer_new(const char *qdir, struct queue_env *env, struct reply *r)
 	buf_init(&w->out, QUEUE_HEAD_MAX + QUEUE_WBUF);
 	if (env->nrcpt == 0 || env->nrcpt > QUEUE_RCPT_MAX)
 		log_panic("queue_writer_new: %zu recipients", env->nrcpt);
+	(void)pthread_mutex_lock(&queue_new_lock);
 	for (i = 0; i < 64 && w->fd < 0; i++) {
 		(void)gettimeofday(&tv, NULL);
 		usec = (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
@@ -407,6 +412,7 @@ queue_writer_new(const char *qdir, struct queue_env *env, struct reply *r)
 		    snprintf(w->tmp, sizeof(w->tmp), "%s.tmp", w->final) >=
 		    (int)sizeof(w->tmp)) {
 			log_err("queue directory name too long: %s", qdir);
+			(void)pthread_mutex_unlock(&queue_new_lock);
 			goto fail;
 		}
 		w->fd = queue_take_free(qdir, w->tmp);
@@ -417,9 +423,11 @@ queue_writer_new(const char *qdir, struct queue_env *env, struct reply *r)
 			log_err("%s: create %s: %s", env->id, w->tmp,
 			    strerror(errno));
 			queue_io_reply(r, errno);
+			(void)pthread_mutex_unlock(&queue_new_lock);
 			goto fail_quiet;
 		}
 	}
+	(void)pthread_mutex_unlock(&queue_new_lock);
 	if (w->fd < 0) {
 		log_err("cannot find a free queue ID in %s", qdir);
 		goto fail;

@@ -50,8 +50,7 @@
  * the file system an inode allocation and release per message (costly on
  * ext4, especially without a journal); it changes nothing in the durable
  * order above.  free/ holds only empty files; anything in it may go.
- * queue_writer_new() keeps a per-process cache of free/ names: threads
- * must serialise their calls (local does).
+ * queue_writer_new() is thread-safe.
  *
  * Errors that a client will hear come back in a struct reply (451 4.3.0,
  * 452 4.3.1 for a full disk); the detail goes to the log with the ID.

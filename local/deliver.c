@@ -349,6 +349,8 @@ local_rcpt(struct local_ctx *ctx, struct local_msg *msg,
 	enum local_result tres;
 	size_t i, nsent = 0, ndefer = 0, nfail = 0, nremote = 0;
 	struct buf ids, why;
+	const struct alias_target **failed_t;
+	struct reply *failed_r;
 	char *lc;
 
 	lc = xstrdup(rcpt);
@@ -368,6 +370,8 @@ local_rcpt(struct local_ctx *ctx, struct local_msg *msg,
 	}
 	memset(&first_defer, 0, sizeof(first_defer));
 	memset(&first_fail, 0, sizeof(first_fail));
+	failed_t = xcalloc(res.n, sizeof(*failed_t));
+	failed_r = xcalloc(res.n, sizeof(*failed_r));
 	for (i = 0; i < res.n; i++) {
 		if (res.t[i].is_remote) {
 			nremote++;
@@ -382,8 +386,12 @@ local_rcpt(struct local_ctx *ctx, struct local_msg *msg,
 		}
 		if (tres == LOCAL_DEFERRED && ndefer++ == 0)
 			first_defer = r;
-		if (tres == LOCAL_FAILED && nfail++ == 0)
-			first_fail = r;
+		if (tres == LOCAL_FAILED) {
+			if (nfail == 0)
+				first_fail = r;
+			failed_t[nfail] = &res.t[i];
+			failed_r[nfail++] = r;
+		}
 		local_log(msg, res.t[i].addr, rcpt, r.dsn, tres, r.text);
 	}
 	buf_init(&ids, 4096);
@@ -407,10 +415,16 @@ local_rcpt(struct local_ctx *ctx, struct local_msg *msg,
 			    nsent > 0 ? ", " : "", buf_cstr(&ids));
 		local_rres_set(rr, LOCAL_SENT, "2.0.0", buf_cstr(&why));
 		buf_deinit(&why);
+		/* the members that failed are not lost silently */
+		if (nfail > 0)
+			local_bounce_members(msg, rr->idx, failed_t, failed_r,
+			    nfail);
 	} else
 		local_rres_set(rr, LOCAL_FAILED, first_fail.dsn,
 		    first_fail.text);
 	buf_deinit(&ids);
+	free(failed_t);
+	free(failed_r);
 	alias_result_free(&res);
 }
 

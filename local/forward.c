@@ -14,10 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "ipc.h"
+#include "dsn.h"
 #include "local.h"
 #include "log.h"
 #include "mem.h"
@@ -25,7 +27,6 @@
 #define FORWARD_CHUNK	(64 * 1024)
 
 /* queue_writer_new() picks IDs with a process-wide counter: one at a time */
-static pthread_mutex_t forward_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* forward_xtext - "rfc822;" + addr in RFC 3461 xtext */
 static char *
@@ -131,9 +132,7 @@ local_forward(const struct local_msg *msg, size_t idx, const char *sender,
 		    orig->notify);
 	free(orcpt);
 
-	pthread_mutex_lock(&forward_lock);
 	w = queue_writer_new(local_conf.queue_dir, fenv, r);
-	pthread_mutex_unlock(&forward_lock);
 	if (w == NULL) {
 		queue_env_free(&fenv);
 		return -1;
@@ -178,4 +177,50 @@ out:
 	if (rc == 0)
 		forward_notify(newid);
 	return rc;
+}
+
+void
+local_bounce_members(const struct local_msg *msg, size_t idx,
+    const struct alias_target *const *t, const struct reply *why, size_t n)
+{
+	const struct queue_env *env = msg->env;
+	const struct queue_rcpt *orig = &env->rcpt[idx];
+	const char *to = t[0]->owner != NULL ? t[0]->owner : env->sender;
+	struct queue_env *benv;
+	struct queue_rcpt *rc;
+	struct dsn_info info;
+	char id[QUEUE_ID_LEN + 1], *orcpt;
+	size_t i;
+
+	if (*env->sender == '\0' || n == 0)
+		return;		/* never a notice to the null sender */
+	benv = queue_env_new();
+	memcpy(benv->id, env->id, sizeof(benv->id));
+	benv->arrival = env->arrival;
+	queue_env_set(&benv->sender, env->sender);
+	benv->body = env->body;
+	benv->smtputf8 = env->smtputf8;
+	benv->ret = env->ret;
+	queue_env_set(&benv->envid, env->envid);
+	benv->content_offset = env->content_offset;
+	benv->content_size = env->content_size;
+	orcpt = orig->orcpt != NULL ? xstrdup(orig->orcpt) :
+	    forward_orcpt(orig->addr);
+	for (i = 0; i < n; i++) {
+		rc = queue_env_add_rcpt(benv, t[i]->addr, orcpt, orig->notify);
+		rc->status = QUEUE_R_FAILED;
+		(void)snprintf(rc->dsn, sizeof(rc->dsn), "%s", why[i].dsn);
+		queue_env_set(&rc->reason, why[i].text);
+		rc->time = (int64_t)time(NULL);
+	}
+	free(orcpt);
+	memset(&info, 0, sizeof(info));
+	info.myhostname = local_conf.myhostname;
+	if (dsn_queue(&info, benv, msg->fd, DSN_FAILURE, to,
+	    local_conf.queue_dir, id) == 1) {
+		log_info("%s: list member non-delivery notification: %s",
+		    env->id, id);
+		forward_notify(id);
+	}
+	queue_env_free(&benv);
 }

@@ -137,5 +137,14 @@ enum local_result local_mailbox(struct local_ctx *, const struct local_msg *,
 int	local_forward(const struct local_msg *, size_t idx, const char *sender,
 	    const struct alias_target *const *, size_t n, char *newid,
 	    struct reply *r);
+/*
+ * local_bounce_members - some targets of recipient idx (a list) failed
+ * while others were delivered: tell the list owner, or else the sender,
+ * in an RFC 3464 notice naming the failed members (never the null
+ * sender; NOTIFY honoured).  Failures are logged.
+ */
+void	local_bounce_members(const struct local_msg *, size_t idx,
+	    const struct alias_target *const *t, const struct reply *why,
+	    size_t n);
 
 #endif

@@ -38,11 +38,7 @@ bounce_queue(struct qmsg *m, const struct queue_env *env, int kind,
     const char *rcpt, const char *what)
 {
 	struct dsn_info info;
-	struct dsn_result res;
-	struct queue_env *nenv;
-	struct queue_writer *w;
-	struct reply r;
-	struct buf out;
+	char id[QUEUE_ID_LEN + 1];
 	int rc;
 
 	memset(&info, 0, sizeof(info));
@@ -50,44 +46,13 @@ bounce_queue(struct qmsg *m, const struct queue_env *env, int kind,
 	info.size_limit = qm.conf.bounce_size_limit;
 	if (kind == DSN_DELAY)
 		info.queue_lifetime = qm.conf.queue_lifetime;
-	buf_init(&out, 0);
-	rc = dsn_build(&info, env, m->fd, (enum dsn_kind)kind, &out, &res);
-	if (rc <= 0) {
-		if (rc < 0)
-			log_err("%s: cannot build the %s notice: %s",
-			    env->id, dsn_kind_name((enum dsn_kind)kind),
-			    strerror(errno));
-		buf_deinit(&out);
-		return rc;
+	rc = dsn_queue(&info, env, m->fd, (enum dsn_kind)kind, rcpt, ".", id);
+	if (rc == 1) {
+		log_info("%s: %s: %s", env->id, what, id);
+		if (index_get(id) == NULL)
+			(void)index_add(id, QE_READY, QUEUE_INCOMING);
 	}
-	nenv = queue_env_new();
-	(void)queue_env_add_rcpt(nenv, rcpt, NULL, 0);
-	nenv->body = res.is_8bit ? SMTP_BODY_8BITMIME : SMTP_BODY_NONE;
-	nenv->smtputf8 = res.smtputf8;
-	queue_env_set(&nenv->proto, "qmgr");
-	rc = -1;
-	if ((w = queue_writer_new(".", nenv, &r)) != NULL &&
-	    queue_writer_write(w, out.data, out.len) == 0 &&
-	    queue_writer_seal(w, &r) == 0 && queue_writer_sync(w) == 0 &&
-	    queue_writer_commit(w, &r) == 0) {
-		if (queue_dir_sync(".", QUEUE_INCOMING) < 0)
-			log_err("%s: fsync incoming/: %s", nenv->id,
-			    strerror(errno));
-		else
-			rc = 0;
-	}
-	if (rc == 0) {
-		log_info("%s: %s: %s", env->id, what, nenv->id);
-		if (index_get(nenv->id) == NULL)
-			(void)index_add(nenv->id, QE_READY, QUEUE_INCOMING);
-	} else {
-		log_err("%s: cannot queue the %s notice", env->id,
-		    dsn_kind_name((enum dsn_kind)kind));
-	}
-	queue_writer_free(&w);
-	queue_env_free(&nenv);
-	buf_deinit(&out);
-	return rc < 0 ? -1 : 1;
+	return rc;
 }
 
 /* bounce_double - a failed null-sender message: tell the postmaster */

@@ -22,6 +22,7 @@ ALIASES = """team: demo@example.test, alice@example.test
 everyone: team, bob@example.test
 loop1: loop2
 loop2: loop1
+mixed: demo@example.test, ghost@example.test
 """
 
 
@@ -199,6 +200,30 @@ def test_bounce(tap, p):
                parts)
 
 
+def test_list_member_bounce(tap, p):
+    """A list member that does not exist must not vanish silently."""
+    before_demo = len(p.mails("demo"))
+    before_alice = len(p.mails("alice"))
+    with smtplib.SMTP("127.0.0.1", p.ports["smtp"], timeout=10) as s:
+        s.sendmail("alice@example.test", ["mixed@example.test"],
+                   b"Subject: to a list with a ghost\r\n\r\nhello list\r\n")
+    tap.eq(len(p.wait_mails(before_demo + 1, "demo")), before_demo + 1,
+           "the good list member got the message")
+    files = p.wait_mails(before_alice + 1, "alice", timeout=30)
+    tap.eq(len(files), before_alice + 1, "the sender got a notice about "
+           "the failed member", p.log())
+    if len(files) > before_alice:
+        raw = p.read_mail(files[-1]).decode("utf-8", "replace")
+        tap.ok("multipart/report" in raw and
+               "Final-Recipient: rfc822; ghost@example.test" in raw and
+               "Action: failed" in raw and
+               "Original-Recipient: rfc822; mixed@example.test" in raw and
+               "demo@example.test" not in raw.split("message/rfc822")[0]
+               .split("delivery-status")[-1],
+               "it names the ghost member (and not the delivered one) with "
+               "the list as Original-Recipient", raw[:3000])
+
+
 def test_queue_tools(tap, p):
     # mail to a remote domain waits: no smtp transport yet (issue 5)
     with smtplib.SMTP("127.0.0.1", p.ports["smtp"], timeout=10) as s:
@@ -284,6 +309,7 @@ def main(tap):
         test_unknown_user(tap, p)
         test_relay(tap, p, p.ports["mx"])
         test_bounce(tap, p)
+        test_list_member_bounce(tap, p)
         test_queue_tools(tap, p)
         test_sendmail(tap, p)
     finally:

@@ -443,12 +443,19 @@ local       unix private/local 1 local
         return os.path.join(self.mail, domain or self.domain, user, "Maildir")
 
     def mails(self, user="demo", domain=None, folder="new"):
+        """The files of a Maildir folder, oldest first (by delivery time:
+        the names' M<usec> part does not sort as text)."""
         d = os.path.join(self.maildir(user, domain), folder)
+        out = []
         try:
-            names = sorted(os.listdir(d))
+            for n in os.listdir(d):
+                try:
+                    out.append((os.stat(os.path.join(d, n)).st_mtime_ns, n))
+                except OSError:
+                    continue
         except OSError:
             return []
-        return [os.path.join(d, n) for n in names]
+        return [os.path.join(d, n) for _, n in sorted(out)]
 
     def wait_mails(self, count, user="demo", domain=None, timeout=20):
         wait_until(lambda: len(self.mails(user, domain)) >= count, timeout)

@@ -8,6 +8,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -21,52 +23,17 @@
 
 #include "file.h"
 
-static char tmpdir[64];
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-	return remove(path);
-}
 
 static int
 group_setup(void **state)
 {
-	(void)snprintf(tmpdir, sizeof(tmpdir), "/tmp/posta-file-XXXXXX");
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+	return tmpdir_make("file");
 }
 
 static int
 group_teardown(void **state)
 {
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* tpath - tmpdir/name in a static buffer (one at a time) */
-static const char *
-tpath(const char *name)
-{
-	static char path[256];
-
-	(void)snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	return path;
-}
-
-/* put - write len bytes to tmpdir/name through a rename; the path */
-static const char *
-put(const char *name, const void *data, size_t len)
-{
-	char tmp[300];
-	const char *path = tpath(name);
-	FILE *fp;
-
-	(void)snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fp = fopen(tmp, "w");
-	assert_non_null(fp);
-	assert_int_equal(fwrite(data, 1, len, fp), len);
-	assert_int_equal(fclose(fp), 0);
-	assert_int_equal(rename(tmp, path), 0);
-	return path;
+	return tmpdir_remove();
 }
 
 /* put_n - a file of n bytes 'x' */
@@ -78,7 +45,7 @@ put_n(const char *name, size_t n)
 
 	assert_non_null(d);
 	memset(d, 'x', n);
-	path = put(name, d, n);
+	path = tmpdir_put(name, d, n);
 	free(d);
 	return path;
 }
@@ -154,7 +121,7 @@ test_missing(void **state)
 	char path[256], msg[256];
 
 	(void)state;
-	(void)snprintf(path, sizeof(path), "%s", tpath("nosuch"));
+	(void)snprintf(path, sizeof(path), "%s", tmpdir_path("nosuch"));
 	buf_init(&out, 0);
 	buf_init(&errs, 0);
 	(void)buf_append(&out, "stale", 5);
@@ -171,13 +138,13 @@ test_missing(void **state)
 	assert_int_equal(buf_len(&out), 0);
 
 	/* optional does not hide other errors */
-	assert_int_equal(file_read_all(tpath("nosuchdir/x"), 100,
+	assert_int_equal(file_read_all(tmpdir_path("nosuchdir/x"), 100,
 	    FILE_MISSING_OK, &out, &errs), 0);
 	put_n("afile", 3);
-	assert_int_equal(file_read_all(tpath("afile/x"), 100,
+	assert_int_equal(file_read_all(tmpdir_path("afile/x"), 100,
 	    FILE_MISSING_OK, &out, &errs), -1);
 	(void)snprintf(msg, sizeof(msg), "cannot open: %s", strerror(ENOTDIR));
-	expect_errs(&errs, tpath("afile/x"), msg);
+	expect_errs(&errs, tmpdir_path("afile/x"), msg);
 
 	buf_reset(&errs);
 	assert_int_equal(file_read_stable(path, 100, &out, &st, &errs), -1);
@@ -215,7 +182,7 @@ test_fifo(void **state)
 {
 	struct buf out, errs;
 	struct stat st;
-	const char *path = tpath("fifo");
+	const char *path = tmpdir_path("fifo");
 
 	(void)state;
 	buf_init(&out, 0);
@@ -314,7 +281,7 @@ test_read_good(void **state)
 	static const char data[] = "a\0b\nline two\n";
 	struct buf out, errs;
 	struct stat st, st2;
-	const char *path = put("good", data, sizeof(data) - 1);
+	const char *path = tmpdir_put("good", data, sizeof(data) - 1);
 
 	(void)state;
 	buf_init(&out, 0);
@@ -333,7 +300,7 @@ test_read_good(void **state)
 	assert_string_equal(buf_cstr(&errs), "");
 
 	/* empty file */
-	path = put("empty", "", 0);
+	path = tmpdir_put("empty", "", 0);
 	assert_int_equal(file_read_all(path, 0, 0, &out, &errs), 1);
 	assert_int_equal(buf_len(&out), 0);
 	assert_int_equal(file_read_stable(path, 0, &out, &st, &errs), 0);
@@ -387,7 +354,7 @@ test_stamp(void **state)
 
 	(void)state;
 	memset(&fs, 0, sizeof(fs));
-	path = put("tab", "one\n", 4);
+	path = tmpdir_put("tab", "one\n", 4);
 	/* never loaded: a change */
 	assert_int_equal(file_stamp_check(&fs, path, &st), 1);
 	assert_int_equal(st.st_size, 4);
@@ -396,13 +363,13 @@ test_stamp(void **state)
 	assert_int_equal(file_stamp_check(&fs, path, &st), 0);
 
 	/* replaced: a change; a failed load is not retried until the next */
-	path = put("tab", "two!!\n", 6);
+	path = tmpdir_put("tab", "two!!\n", 6);
 	assert_int_equal(file_stamp_check(&fs, path, &st), 1);
 	file_stamp_failed(&fs, &st);
 	errno = EINVAL;
 	assert_int_equal(file_stamp_check(&fs, path, &st), -1);
 	assert_int_equal(errno, 0);
-	path = put("tab", "three\n", 6);
+	path = tmpdir_put("tab", "three\n", 6);
 	assert_int_equal(file_stamp_check(&fs, path, &st), 1);
 	assert_int_equal(file_stamp_loaded(&fs, &st), 1);	/* again */
 	assert_int_equal(file_stamp_check(&fs, path, &st), 0);
@@ -413,7 +380,7 @@ test_stamp(void **state)
 	assert_int_equal(errno, ENOENT);
 	assert_int_equal(file_stamp_check(&fs, path, &st), -1);
 	assert_int_equal(errno, 0);
-	path = put("tab", "three\n", 6);
+	path = tmpdir_put("tab", "three\n", 6);
 	assert_int_equal(file_stamp_check(&fs, path, &st), 1);
 	assert_int_equal(file_stamp_loaded(&fs, &st), 1);
 
@@ -435,9 +402,9 @@ test_sync_dir(void **state)
 	assert_int_equal(file_sync_dir(tmpdir), 0);
 	put_n("plain", 1);
 	errno = 0;
-	assert_int_equal(file_sync_dir(tpath("plain")), -1);
+	assert_int_equal(file_sync_dir(tmpdir_path("plain")), -1);
 	assert_int_equal(errno, ENOTDIR);
-	assert_int_equal(file_sync_dir(tpath("nosuch")), -1);
+	assert_int_equal(file_sync_dir(tmpdir_path("nosuch")), -1);
 	assert_int_equal(errno, ENOENT);
 }
 

@@ -9,6 +9,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,40 +25,23 @@
 
 #include "map.h"
 
-static char tmpdir[64];
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-	return remove(path);
-}
 
 static int
 group_setup(void **state)
 {
-	(void)snprintf(tmpdir, sizeof(tmpdir), "/tmp/posta-mapb-XXXXXX");
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+	return tmpdir_make("mapb");
 }
 
 static int
 group_teardown(void **state)
 {
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *
-path_of(const char *name)
-{
-	static char path[256];
-
-	(void)snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	return path;
+	return tmpdir_remove();
 }
 
 static const char *
 write_text(const char *name, const char *text)
 {
-	const char *path = path_of(name);
+	const char *path = tmpdir_path(name);
 	FILE *fp = fopen(path, "w");
 
 	assert_non_null(fp);
@@ -99,7 +84,7 @@ test_build_and_lookup(void **state)
 	assert_int_equal(chmod(src, 0640), 0);
 	assert_int_equal(map_bdb_build(src, &errs), 0);
 	assert_string_equal(buf_cstr(&errs), "");
-	assert_int_equal(stat(path_of("virtual.db"), &st), 0);
+	assert_int_equal(stat(tmpdir_path("virtual.db"), &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0640);
 	assert_int_equal(count_tmp(), 0);
 	(void)snprintf(spec, sizeof(spec), "bdb:%s/virtual", tmpdir);
@@ -128,7 +113,7 @@ test_build_and_lookup(void **state)
 	assert_int_equal(map_lookup(m, "alias", &v, &r), 0);
 
 	/* removed: temporary failure; rebuilt: back */
-	assert_int_equal(unlink(path_of("virtual.db")), 0);
+	assert_int_equal(unlink(tmpdir_path("virtual.db")), 0);
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(map_lookup(m, "demo@example.test", &v, &r), -1);
 	assert_int_equal(r.code, 451);
@@ -164,24 +149,24 @@ test_build_refuses_bad_source(void **state)
 	    "\"A\""));
 	assert_non_null(strstr(buf_cstr(&errs), "/bad:4: missing value for "
 	    "key \"novalue\""));
-	assert_int_equal(stat(path_of("bad.db"), &st), -1);
+	assert_int_equal(stat(tmpdir_path("bad.db"), &st), -1);
 	assert_int_equal(count_tmp(), 0);
 
 	/* an old good .db stays in place when the new source is bad */
 	(void)write_text("bad", "a 1\n");
 	assert_int_equal(map_bdb_build(src, &errs), 0);
-	assert_int_equal(stat(path_of("bad.db"), &st), 0);
+	assert_int_equal(stat(tmpdir_path("bad.db"), &st), 0);
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	(void)write_text("bad", big);
 	buf_reset(&errs);
 	assert_int_equal(map_bdb_build(src, &errs), -1);
 	assert_non_null(strstr(buf_cstr(&errs), "/bad:1: line too long"));
-	assert_int_equal(stat(path_of("bad.db"), &st), 0);
+	assert_int_equal(stat(tmpdir_path("bad.db"), &st), 0);
 	assert_int_equal(count_tmp(), 0);
 
 	buf_reset(&errs);
-	assert_int_equal(map_bdb_build(path_of("nothere"), &errs), -1);
+	assert_int_equal(map_bdb_build(tmpdir_path("nothere"), &errs), -1);
 	assert_non_null(strstr(buf_cstr(&errs), "No such file"));
 	buf_reset(&errs);
 	assert_int_equal(map_bdb_build(tmpdir, &errs), -1);
@@ -223,7 +208,7 @@ test_missing_stale_corrupt(void **state)
 	assert_non_null(strstr(buf_cstr(&errs), "run: posta map build"));
 	/* a source with errors next to a fresh .db is reported too */
 	(void)write_text("t", "k v\nbroken\n");
-	assert_int_equal(utimensat(AT_FDCWD, path_of("t.db"), ts, 0), 0);
+	assert_int_equal(utimensat(AT_FDCWD, tmpdir_path("t.db"), ts, 0), 0);
 	buf_reset(&errs);
 	assert_int_equal(map_check(spec, &errs), -1);
 	assert_null(strstr(buf_cstr(&errs), "older"));
@@ -257,7 +242,7 @@ test_postfix_nul_keys(void **state)
 	buf_init(&errs, 0);
 	/* postmap stores "key\0" -> "value\0" */
 	assert_int_equal(db_create(&db, NULL, 0), 0);
-	assert_int_equal(db->open(db, NULL, path_of("pf.db"), NULL, DB_HASH,
+	assert_int_equal(db->open(db, NULL, tmpdir_path("pf.db"), NULL, DB_HASH,
 	    DB_CREATE, 0644), 0);
 	memset(&k, 0, sizeof(k));
 	memset(&d, 0, sizeof(d));

@@ -8,6 +8,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -21,49 +23,24 @@
 #include "map.h"
 #include "mem.h"
 
-static char tmpdir[64];
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-	return remove(path);
-}
 
 static int
 group_setup(void **state)
 {
-	(void)snprintf(tmpdir, sizeof(tmpdir), "/tmp/posta-mapf-XXXXXX");
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+	return tmpdir_make("mapf");
 }
 
 static int
 group_teardown(void **state)
 {
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return tmpdir_remove();
 }
 
-/* write_file - write len bytes to tmpdir/name via a rename; the path */
-static const char *
-write_file(const char *name, const char *data, size_t len)
-{
-	static char path[256];
-	char tmp[300];
-	FILE *fp;
-
-	(void)snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	(void)snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fp = fopen(tmp, "w");
-	assert_non_null(fp);
-	assert_int_equal(fwrite(data, 1, len, fp), len);
-	assert_int_equal(fclose(fp), 0);
-	assert_int_equal(rename(tmp, path), 0);
-	return path;
-}
-
+/* write_text - a text file in tmpdir, written through a rename */
 static const char *
 write_text(const char *name, const char *text)
 {
-	return write_file(name, text, strlen(text));
+	return tmpdir_put(name, text, strlen(text));
 }
 
 /* a collector for map_text_parse: "key=value;" for each entry */

@@ -309,7 +309,7 @@ queue_free_scan(const char *qdir)
 	struct dirent *de;
 	DIR *d;
 
-	qfree.next_scan = queue_now_ms() + 1000;
+	qfree.next_scan = queue_now_ms() + 50;
 	if (snprintf(path, sizeof(path), "%s/%s", qdir, QUEUE_FREE_DIR) >=
 	    (int)sizeof(path) || (d = opendir(path)) == NULL)
 		return;
@@ -363,8 +363,15 @@ queue_recycle(const char *qdir, const char *path)
 	DIR *d;
 
 	base = base != NULL ? base + 1 : path;
-	if (queue_now_ms() >= next_count) {
-		/* recount now and then: writers take files we do not see */
+	/*
+	 * Writers take files we do not see, so the count only grows between
+	 * recounts: recount every second, and at once (at most every 50 ms)
+	 * when it says free/ is full, else a busy queue that recycles more
+	 * than QUEUE_FREE_MAX files a second would unlink the rest while
+	 * free/ is nearly empty.
+	 */
+	if (queue_now_ms() >= next_count || (count >= QUEUE_FREE_MAX &&
+	    queue_now_ms() >= next_count - 950)) {
 		count = 0;
 		if (snprintf(to, sizeof(to), "%s/%s", qdir, QUEUE_FREE_DIR) <
 		    (int)sizeof(to) && (d = opendir(to)) != NULL) {

@@ -14,7 +14,14 @@
  * reading while a request is deferred, while output piles up, or after
  * a protocol error) live in one place.  A connection is freed by
  * conn_close(), only at the tail of its own callbacks: nothing touches
- * it afterwards.
+ * it afterwards.  The one exception, ipc_server_drain() closing idle
+ * connections, skips the connection whose handler is running (srv->
+ * in_handler): that one closes itself once its response is out.
+ *
+ * Draining reuses the protocol-error path: every connection is marked
+ * is_closing, which stops reading and closes it once nothing is
+ * deferred and its output is written.  The drained callback runs from
+ * a zero-delay timer so that it never runs inside conn_close().
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +48,7 @@ static const struct ipc_limits ipc_limits_default = {
 	IPC_ATTRS_MAX_DEFAULT,
 	IPC_CONNS_MAX_DEFAULT,
 	IPC_IDLE_MS_DEFAULT,
+	0,
 };
 
 /* ---- shared ---- */
@@ -51,7 +59,7 @@ ipc_attr_limits(const struct ipc_limits *lim, struct attr_limits *al)
 	al->max_size = lim->max_msg;
 	al->max_count = lim->max_attrs;
 	al->max_name = IPC_NAME_MAX;
-	al->max_value = lim->max_msg;
+	al->max_value = lim->max_value != 0 ? lim->max_value : lim->max_msg;
 }
 
 /* ipc_wait - poll fd for events until deadline (-1: none); 0 or -1 */
@@ -332,9 +340,16 @@ struct ipc_server {
 	size_t	 nconns;
 	int	 is_accepting;
 	struct ev_timer *resume;
+	struct ipc_conn *in_handler;	/* its handler is running */
+	int	 is_draining;
+	void	(*drained_fn)(void *);
+	void	*drained_arg;
+	struct ev_timer *drained;	/* drained_fn is due */
+	int	 is_drained;		/* drained_fn was called */
 };
 
 static void	srv_on_accept(struct ev *, int, int, void *);
+static void	srv_check_drained(struct ipc_server *);
 static void	conn_on_io(struct ev *, int, int, void *);
 static int	conn_process(struct ipc_conn *);
 
@@ -447,7 +462,9 @@ conn_close(struct ipc_conn *c)
 	buf_deinit(&c->in);
 	buf_deinit(&c->out);
 	free(c);
-	if (srv->resume == NULL && srv->nconns < srv->lim.max_conns)
+	if (srv->is_draining)
+		srv_check_drained(srv);
+	else if (srv->resume == NULL && srv->nconns < srv->lim.max_conns)
 		srv_set_accepting(srv, 1);
 }
 
@@ -515,7 +532,9 @@ conn_dispatch(struct ipc_conn *c)
 		conn_respond(c, req, IPC_PERMFAIL);
 		return;
 	}
+	c->srv->in_handler = c;
 	status = h->fn(req, c->srv->arg);
+	c->srv->in_handler = NULL;
 	if (status == IPC_DEFER) {
 		c->pending = req;
 		c->req = req_new(c);
@@ -585,8 +604,12 @@ conn_on_io(struct ev *ev, int fd, int events, void *arg)
 	size_t room;
 	ssize_t n;
 
-	/* hang-up after end of input: the peer is gone, answers are moot */
-	if ((events & EV_ERROR) && c->is_eof) {
+	/*
+	 * hang-up after end of input: the peer is gone, answers are moot;
+	 * the same when closing (no reading) with nothing left to write
+	 */
+	if ((events & EV_ERROR) && (c->is_eof ||
+	    (c->is_closing && buf_len(&c->out) == 0))) {
 		conn_close(c);
 		return;
 	}
@@ -646,7 +669,7 @@ srv_on_resume(struct ev *ev, void *arg)
 	struct ipc_server *srv = arg;
 
 	srv->resume = NULL;
-	if (srv->nconns < srv->lim.max_conns)
+	if (!srv->is_draining && srv->nconns < srv->lim.max_conns)
 		srv_set_accepting(srv, 1);
 }
 
@@ -734,10 +757,14 @@ ipc_server_free(struct ipc_server **srvp)
 		return;
 	ev_timer_cancel(srv->ev, &srv->resume);
 	srv->lim.max_conns = 0;		/* conn_close must not resume */
+	srv->drained_fn = NULL;		/* nor call back */
 	while (srv->conns != NULL)
 		conn_close(srv->conns);
-	ev_fd_clear(srv->ev, srv->fd);
-	(void)close(srv->fd);
+	ev_timer_cancel(srv->ev, &srv->drained);
+	if (srv->fd >= 0) {
+		ev_fd_clear(srv->ev, srv->fd);
+		(void)close(srv->fd);
+	}
 	free(srv);
 	*srvp = NULL;
 }
@@ -746,6 +773,58 @@ size_t
 ipc_server_conns(const struct ipc_server *srv)
 {
 	return srv->nconns;
+}
+
+static void
+srv_on_drained(struct ev *ev, void *arg)
+{
+	struct ipc_server *srv = arg;
+
+	srv->drained = NULL;
+	srv->is_drained = 1;
+	srv->drained_fn(srv->drained_arg);	/* may free srv */
+}
+
+/* srv_check_drained - a draining server without connections: call back */
+static void
+srv_check_drained(struct ipc_server *srv)
+{
+	if (srv->is_draining && srv->nconns == 0 && srv->drained_fn != NULL &&
+	    !srv->is_drained && srv->drained == NULL)
+		srv->drained = ev_timer_add(srv->ev, 0, srv_on_drained, srv);
+}
+
+void
+ipc_server_drain(struct ipc_server *srv)
+{
+	struct ipc_conn *c, *next;
+
+	if (srv->is_draining)
+		return;
+	srv->is_draining = 1;
+	ev_timer_cancel(srv->ev, &srv->resume);
+	ev_fd_clear(srv->ev, srv->fd);
+	(void)close(srv->fd);
+	srv->fd = -1;
+	srv->is_accepting = 0;
+	for (c = srv->conns; c != NULL; c = next) {
+		next = c->next;
+		c->is_closing = 1;
+		if (c->pending == NULL && buf_len(&c->out) == 0 &&
+		    c != srv->in_handler)
+			conn_close(c);
+		else
+			conn_update(c);
+	}
+	srv_check_drained(srv);
+}
+
+void
+ipc_server_on_drained(struct ipc_server *srv, void (*fn)(void *), void *arg)
+{
+	srv->drained_fn = fn;
+	srv->drained_arg = arg;
+	srv_check_drained(srv);
 }
 
 const struct attr_rec *

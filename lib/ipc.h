@@ -30,7 +30,8 @@
  *             server  8:status=0,0:,
  *
  * Limits (struct ipc_limits; NULL means the IPC_*_DEFAULT values): a
- * request record over max_msg bytes or max_attrs attributes is a
+ * request record over max_msg bytes or max_attrs attributes, or with an
+ * attribute value over max_value bytes (0: max_msg, no own limit), is a
  * protocol error; a server holds at most max_conns connections (it
  * stops accepting while full).  A server reads a bounded chunk per
  * wake-up, handles at most IPC_REQS_PER_WAKEUP requests before letting
@@ -68,6 +69,26 @@
  *   frees it; the owner of a deferred request must always call it.
  *   ipc_server_free() closes every connection; do not call it from a
  *   handler (ev_stop() the loop, then free).  Out of memory is fatal.
+ *
+ * Draining (a daemon's SIGTERM): ipc_server_drain() stops accepting and
+ * closes the listening socket (connections still in its backlog are
+ * left to other processes sharing it, or refused when none does),
+ * closes every connection that has no deferred request and no response
+ * left to write, and marks the others closing: their deferred request
+ * still finishes and its response (and any response queued before it)
+ * is written, then the connection is closed; requests pipelined behind
+ * it are not started (the peer sees the connection end instead of
+ * their responses, as it would if the process went away).  The idle
+ * timeout still applies, so a peer that does not read cannot hold a
+ * drain up for longer than idle_ms.  Draining twice is harmless, and
+ * it may be called from a handler (that request's response still goes
+ * out).  ipc_server_on_drained(srv, fn, arg) sets fn(arg) to be called
+ * once, from the loop (never from inside another ipc call, so fn may
+ * ipc_server_free() the server or ev_stop() the loop), when a drained
+ * server has no connection left; set it before or after the drain.
+ * Deferred requests orphaned by a peer that went away do not hold the
+ * drain up: their owner still calls ipc_req_done(), which only frees
+ * them (also after ipc_server_free()).
  */
 #ifndef POSTA_IPC_H
 #define POSTA_IPC_H
@@ -100,6 +121,7 @@ struct ipc_limits {
 	size_t	max_attrs;	/* attributes of one record */
 	size_t	max_conns;	/* connections of one server */
 	int	idle_ms;	/* close a connection idle this long */
+	size_t	max_value;	/* bytes of one attribute value; 0: max_msg */
 };
 
 struct ipc_client;
@@ -134,6 +156,11 @@ struct ipc_server *ipc_server_new(struct ev *, int listen_fd,
 void	ipc_server_free(struct ipc_server **);
 /* ipc_server_conns - connections now open */
 size_t	ipc_server_conns(const struct ipc_server *);
+/* ipc_server_drain - stop accepting, finish deferred requests, close */
+void	ipc_server_drain(struct ipc_server *);
+/* ipc_server_on_drained - fn(arg) once drained with no connection left */
+void	ipc_server_on_drained(struct ipc_server *, void (*fn)(void *arg),
+	    void *arg);
 
 /* the request: borrowed until the handler returns or ipc_req_done() */
 const struct attr_rec *ipc_req_attrs(const struct ipc_req *);

@@ -950,3 +950,39 @@ queue_hold_append(int fd, struct queue_env *env, bool held)
 		env->held = held;
 	return ret;
 }
+
+int
+queue_rel_path_ok(const char *path, const char *id)
+{
+	const char *slash = strchr(path, '/');
+	size_t dlen;
+	int d;
+
+	if (slash == NULL || !queue_id_ok(id) || strcmp(slash + 1, id) != 0)
+		return 0;
+	dlen = (size_t)(slash - path);
+	for (d = 0; d < QUEUE_NDIRS; d++)
+		if (d != QUEUE_CORRUPT && strlen(queue_dir_name(d)) == dlen &&
+		    strncmp(path, queue_dir_name(d), dlen) == 0)
+			return 1;
+	return 0;
+}
+
+double
+queue_arrival_precise(const struct queue_env *env)
+{
+	static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+	uint64_t usec = 0;
+	const char *p;
+	int i;
+
+	for (i = 0; i < QUEUE_ID_LEN - 1; i++) {
+		if ((p = strchr(b32, env->id[i])) == NULL || *p == '\0')
+			return (double)env->arrival;
+		usec = usec << 5 | (uint64_t)(p - b32);
+	}
+	if (usec / 1000000 + 1 < (uint64_t)env->arrival ||
+	    usec / 1000000 > (uint64_t)env->arrival + 1)
+		return (double)env->arrival;
+	return (double)usec / 1e6;
+}

@@ -186,6 +186,18 @@ int	queue_hold_append(int fd, struct queue_env *env, bool held);
  * files already; 0 or -1 (errno, as unlink(2))
  */
 int	queue_recycle(const char *qdir, const char *path);
+/*
+ * queue_rel_path_ok - 1 if path is "DIR/ID" with DIR a queue directory
+ * other than corrupt/ and ID the queue ID id (a delivery request's
+ * path= checked before it comes near open()), else 0
+ */
+int	queue_rel_path_ok(const char *path, const char *id);
+/*
+ * queue_arrival_precise - the arrival time with microseconds, from the
+ * queue ID (which holds them), when it agrees with the envelope's
+ * seconds; else the envelope's arrival
+ */
+double	queue_arrival_precise(const struct queue_env *);
 
 /* queue_rstatus_name - "pending", "deferred", "sent", "failed" */
 const char *queue_rstatus_name(enum queue_rstatus);

@@ -131,29 +131,6 @@ local_ctx_open(struct local_ctx *ctx, struct reply *r)
 	return 0;
 }
 
-/*
- * local_arrival - arrival time with microseconds: the queue ID holds
- * them (queue.h); use it when it agrees with the envelope's seconds.
- */
-static double
-local_arrival(const struct queue_env *env)
-{
-	static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-	uint64_t usec = 0;
-	const char *p;
-	int i;
-
-	for (i = 0; i < QUEUE_ID_LEN - 1; i++) {
-		if ((p = strchr(b32, env->id[i])) == NULL || *p == '\0')
-			return (double)env->arrival;
-		usec = usec << 5 | (uint64_t)(p - b32);
-	}
-	if (usec / 1000000 + 1 < (uint64_t)env->arrival ||
-	    usec / 1000000 > (uint64_t)env->arrival + 1)
-		return (double)env->arrival;
-	return (double)usec / 1e6;
-}
-
 void
 local_log(const struct local_msg *msg, const char *to, const char *orig_to,
     const char *dsn, enum local_result res, const char *text)
@@ -479,7 +456,7 @@ local_deliver(struct local_ctx *ctx, struct local_job *j)
 		    "cannot read the queue file");
 		goto out;
 	}
-	msg.arrival = local_arrival(msg.env);
+	msg.arrival = queue_arrival_precise(msg.env);
 	for (i = 0; i < j->nrr; i++)
 		local_rcpt(ctx, &msg, &j->rr[i]);
 	j->status = IPC_OK;

@@ -1,10 +1,11 @@
 /*
  * local - the local delivery agent: shared declarations
  *
- * main.c sets up (lib/server); conn.c speaks lib/ipc with qmgr on the
- * event loop; pool.c runs deliveries in worker threads, each with its
- * own tables (a map is not thread-safe); deliver.c handles one deliver
- * request; expand.c glues lib/alias to alias_maps and the domain
+ * main.c sets up (lib/server) and serves private/local with lib/ipc's
+ * server; request.c holds its handlers (deliver is answered later, when
+ * the worker is done); pool.c runs deliveries in worker threads, each
+ * with its own tables (a map is not thread-safe); deliver.c handles one
+ * deliver request; expand.c glues lib/alias to alias_maps and the domain
  * lists; mailbox.c finds the user and writes the Maildir; forward.c
  * queues a new message for targets outside our domains.
  *
@@ -20,6 +21,7 @@
 
 #include "alias.h"
 #include "ev.h"
+#include "ipc.h"
 #include "queue.h"
 #include "reply.h"
 
@@ -28,6 +30,10 @@
 #define LOCAL_HEADER_MAX	(1024 * 1024)	/* scanned for Delivered-To */
 #define LOCAL_DT_MAX		1000	/* Delivered-To headers kept */
 #define LOCAL_QMGR_TIMEOUT_MS	1000	/* best-effort "new" to qmgr */
+/* requests from qmgr (lib/ipc limits of private/local) */
+#define LOCAL_MSG_MAX		(1024 * 1024)	/* bytes of a request */
+#define LOCAL_ATTRS_MAX		(LOCAL_RCPTS_MAX + 16)
+#define LOCAL_VALUE_MAX		4096	/* bytes of one value */
 
 struct local_conf {
 	char	*queue_dir;
@@ -74,7 +80,7 @@ struct local_rres {
 /* one deliver request, from the loop to a worker and back */
 struct local_job {
 	struct local_job *next;
-	struct local_conn *conn;	/* NULL: the connection is gone */
+	struct ipc_req *req;		/* deferred; the loop's, not a worker's */
 	char	 id[QUEUE_ID_LEN + 1];
 	char	 path[64];
 	struct local_rres *rr;		/* one per rcpt_index=, in order */
@@ -96,14 +102,10 @@ struct local_msg {
 /* local_stopping_check - after SIGTERM, end once no job is left */
 void	local_stopping_check(void);
 
-/* conn.c */
-void	local_conn_new(struct ev *, int fd);
-void	local_conn_job_done(struct local_job *);
-/* local_conn_close_idle - SIGTERM: close connections with no job */
-void	local_conn_close_idle(void);
-size_t	local_conn_count(void);
-/* local_conn_free_all - at exit, once the loop is gone */
-void	local_conn_free_all(void);
+/* request.c */
+extern const struct ipc_handler local_handlers[];
+/* local_request_done - on the loop: answer j's request, free j */
+void	local_request_done(struct local_job *);
 
 /* pool.c */
 void	local_pool_start(struct ev *, unsigned nthreads);

@@ -4,22 +4,43 @@
  * Run by master as "local -c CONFIG_DIR -n SERVICE" on the unix socket
  * private/local.  This file only sets up: it reads the settings the
  * delivery code needs into local_conf while the process is single
- * threaded, starts the workers and hands each qmgr connection to
- * conn.c.
+ * threaded, starts the workers, takes the listening socket from the
+ * skeleton (server_take_listener) and serves it with lib/ipc's server
+ * and the handlers of request.c.  Run by hand (no socket passed) local
+ * makes private/local itself with ipc_listen(), as qmgr does.
+ *
+ * SIGTERM: ipc_server_drain() stops accepting, closes the idle
+ * connections and lets the deliveries under way finish and be
+ * answered; once it reports the server drained and no worker holds a
+ * job (one whose qmgr went away), the loop stops.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cfg.h"
 #include "ev.h"
+#include "ipc.h"
 #include "local.h"
 #include "log.h"
 #include "maildir.h"
 #include "mem.h"
 #include "server.h"
 
+#define LOCAL_SOCKET	"private/local"
+
 struct local_conf local_conf;
 static struct ev *local_ev;
+static struct ipc_server *local_ipc;
+static int local_is_drained;
+
+static const struct ipc_limits local_limits = {
+	.max_msg = LOCAL_MSG_MAX,
+	.max_attrs = LOCAL_ATTRS_MAX,
+	.max_conns = SERVER_CLIENT_LIMIT,
+	.idle_ms = IPC_IDLE_MS_DEFAULT,
+	.max_value = LOCAL_VALUE_MAX,
+};
 
 /* local_list - a list setting, domains lower-cased, into *v_r */
 static int
@@ -65,10 +86,38 @@ local_conf_free(void)
 	memset(c, 0, sizeof(*c));
 }
 
+/* local_listen_fd - the listening socket to serve, or -1 */
+static int
+local_listen_fd(void)
+{
+	int lfd;
+
+	if (server_listeners() > 1) {
+		log_err("one listening socket expected, got %u",
+		    server_listeners());
+		return -1;
+	}
+	if (server_listeners() == 1)
+		return server_take_listener(0);
+	if ((lfd = ipc_listen(LOCAL_SOCKET, 0600)) < 0)
+		log_err("cannot listen on %s: %s", LOCAL_SOCKET,
+		    strerror(errno));
+	return lfd;
+}
+
+static void
+local_on_drained(void *arg)
+{
+	(void)arg;
+	local_is_drained = 1;
+	local_stopping_check();
+}
+
 static int
 local_init(struct ev *ev, struct cfg *cfg)
 {
 	struct local_conf *c = &local_conf;
+	int lfd;
 
 	local_ev = ev;
 	c->queue_dir = xstrdup(cfg_str(cfg, "queue_directory"));
@@ -89,15 +138,13 @@ local_init(struct ev *ev, struct cfg *cfg)
 	}
 	log_set_debug(cfg_bool(cfg, "debug"));
 	maildir_set_hostname(c->myhostname);
+	if ((lfd = local_listen_fd()) < 0)
+		return -1;
 	local_pool_start(ev, c->workers);
+	local_ipc = ipc_server_new(ev, lfd, local_handlers, NULL,
+	    &local_limits);
+	ipc_server_on_drained(local_ipc, local_on_drained, NULL);
 	return 0;
-}
-
-static void
-local_accept(struct ev *ev, int fd, const struct server_peer *peer)
-{
-	(void)peer;
-	local_conn_new(ev, fd);
 }
 
 /* local_stop - SIGTERM: finish the deliveries under way, then end */
@@ -105,14 +152,13 @@ static void
 local_stop(struct ev *ev)
 {
 	(void)ev;
-	local_conn_close_idle();
-	local_stopping_check();
+	if (local_ipc != NULL)
+		ipc_server_drain(local_ipc);
 }
 
 static const struct server_ops local_ops = {
 	.name = "local",
 	.init = local_init,
-	.accept = local_accept,
 	.stop = local_stop,
 };
 
@@ -123,7 +169,6 @@ main(int argc, char **argv)
 
 	rc = server_main(argc, argv, &local_ops);
 	local_pool_stop();
-	local_conn_free_all();
 	local_conf_free();
 	return rc;
 }
@@ -131,8 +176,11 @@ main(int argc, char **argv)
 void
 local_stopping_check(void)
 {
-	/* every answer written and every connection closed: done */
-	if (server_is_stopping() && local_pool_busy() == 0 &&
-	    local_conn_count() == 0 && local_ev != NULL)
-		ev_stop(local_ev);
+	/* every answer written, every connection closed, no job left */
+	if (!server_is_stopping() || !local_is_drained ||
+	    local_pool_busy() != 0 || local_ev == NULL)
+		return;
+	ipc_server_free(&local_ipc);
+	ev_stop(local_ev);
+	local_ev = NULL;
 }

@@ -6,7 +6,7 @@
  * local_workers threads, so one process delivers that many messages at
  * once and their fsyncs reach the disk together.  Each thread owns its
  * tables (struct local_ctx).  A finished job goes on the done list and
- * an eventfd wakes the loop, which answers qmgr (local_conn_job_done).
+ * an eventfd wakes the loop, which answers qmgr (local_request_done).
  * Workers block every signal: signals are the loop's (signalfd).
  */
 #include <errno.h>
@@ -105,7 +105,7 @@ pool_on_done(struct ev *ev, int fd, int events, void *arg)
 		list = j->next;
 		j->next = NULL;
 		pool.busy--;
-		local_conn_job_done(j);
+		local_request_done(j);
 	}
 	local_stopping_check();
 }
@@ -172,7 +172,11 @@ local_pool_stop(void)
 		(void)pthread_join(pool.threads[i], NULL);
 	free(pool.threads);
 	pool.threads = NULL;
-	/* jobs not started or not answered: qmgr sees the connection end */
+	/*
+	 * jobs not started or not answered (only when the loop ended
+	 * abnormally): qmgr sees the connection end; their ipc requests
+	 * went with the loop
+	 */
 	while ((j = pool.todo) != NULL) {
 		pool.todo = j->next;
 		local_job_free(&j);

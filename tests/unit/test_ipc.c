@@ -7,6 +7,10 @@
  * garbage, a record without request=, an oversize record, a truncated
  * record.  Also pipelining, deferred answers, ipc_call timeouts, idle
  * disconnects, and ipc_listen's handling of stale and live sockets.
+ *
+ * Draining (ipc_server_drain) gets a server child of its own per test,
+ * drained by SIGUSR1 or by a "drain" request; it exits 0 only after
+ * ipc_server_on_drained's callback ran, so waitpid() tells when.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -136,6 +140,19 @@ on_term(struct ev *ev, int signo, void *arg)
 	ev_stop(ev);
 }
 
+/* the drain tests' server */
+static struct ipc_server *drain_srv;
+static int drain_called;
+
+static int
+h_drain(struct ipc_req *req, void *arg)
+{
+	ipc_server_drain(drain_srv);
+	ipc_server_drain(drain_srv);		/* twice is harmless */
+	(void)attr_put_str(ipc_req_out(req), "draining", "1");
+	return IPC_OK;
+}
+
 static const struct ipc_handler handlers[] = {
 	{ "ping", h_ping },
 	{ "echo", h_echo },
@@ -143,13 +160,14 @@ static const struct ipc_handler handlers[] = {
 	{ "whoami", h_whoami },
 	{ "sleep", h_sleep },
 	{ "hang", h_sleep },
+	{ "drain", h_drain },
 	{ NULL, NULL },
 };
 
 static void
 server_main(int lfd)
 {
-	const struct ipc_limits lim = { MAX_MSG, 16, MAX_CONNS, IDLE_MS };
+	const struct ipc_limits lim = { MAX_MSG, 16, MAX_CONNS, IDLE_MS, 0 };
 	struct ipc_server *srv;
 	struct ev *ev = ev_new();
 	size_t i;
@@ -170,6 +188,56 @@ server_main(int lfd)
 	}
 	ev_free(&ev);
 	exit(0);
+}
+
+static void
+on_usr1(struct ev *ev, int signo, void *arg)
+{
+	ipc_server_drain(drain_srv);
+}
+
+static void
+on_drained(void *arg)
+{
+	struct ev *ev = arg;
+
+	drain_called++;
+	if (ipc_server_conns(drain_srv) != 0)
+		_exit(6);
+	/* the callback may free the server */
+	ipc_server_free(&drain_srv);
+	ev_stop(ev);
+}
+
+/*
+ * drain_server_main - exit 0 once drained (SIGTERM instead: 5); max_value
+ * 1000, the other limits as the main server's
+ */
+static void
+drain_server_main(int lfd)
+{
+	const struct ipc_limits lim = { MAX_MSG, 16, MAX_CONNS, IDLE_MS,
+	    1000 };
+	struct ev *ev = ev_new();
+	size_t i;
+
+	log_init("test_ipc", LOG_TO_STDERR);
+	if (ev_signal(ev, SIGTERM, on_term, NULL) < 0 ||
+	    ev_signal(ev, SIGUSR1, on_usr1, NULL) < 0)
+		_exit(2);
+	drain_srv = ipc_server_new(ev, lfd, handlers, ev, &lim);
+	ipc_server_on_drained(drain_srv, on_drained, ev);
+	if (ev_run(ev) < 0)
+		_exit(3);
+	ipc_server_free(&drain_srv);
+	for (i = 0; i < MAX_DEFERRED; i++) {
+		ev_timer_cancel(ev, &deferred[i].t);
+		if (deferred[i].req != NULL && !ipc_req_is_orphan(deferred[i].req))
+			_exit(4);
+		ipc_req_done(&deferred[i].req, IPC_OK);
+	}
+	ev_free(&ev);
+	exit(drain_called == 1 ? 0 : 5);
 }
 
 static int
@@ -857,6 +925,389 @@ test_listen_and_connect(void **state)
 	assert_int_equal(errno, ENAMETOOLONG);
 }
 
+/* ---- draining ---- */
+
+static char dsock[sizeof(sock)];
+
+/* drain_start - a server child of its own on dsock; its pid */
+static pid_t
+drain_start(void)
+{
+	static int n;
+	pid_t pid;
+	int lfd;
+
+	snprintf(dsock, sizeof(dsock), "%s/drain%d", dir, n++);
+	lfd = ipc_listen(dsock, 0600);
+	assert_true(lfd >= 0);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		drain_server_main(lfd);
+	close(lfd);
+	return pid;
+}
+
+/* drain_wait - the child's exit status within ms, or -1 (then killed) */
+static int
+drain_wait(pid_t pid, int ms)
+{
+	int64_t deadline = ev_clock_ms() + ms;
+	int st;
+
+	while (ev_clock_ms() < deadline) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+		usleep(5 * 1000);
+	}
+	kill(pid, SIGKILL);
+	(void)waitpid(pid, &st, 0);
+	return -1;
+}
+
+static int
+dconnect(void)
+{
+	struct sockaddr_un sun;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, dsock, strlen(dsock));
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* dcall - one request on fd, its status (ping: checked to answer) */
+static int
+dcall(int fd, const struct buf *req)
+{
+	struct attr_rec *rec;
+	unsigned long long st;
+	char chunk[4096];
+	struct buf b;
+	size_t used;
+	const char *reason;
+	ssize_t n;
+	int r;
+
+	raw_write(fd, buf_cstr(req), buf_len(req));
+	buf_init(&b, 0);
+	rec = attr_rec_new();
+	while ((r = attr_decode(buf_cstr(&b), buf_len(&b), NULL, rec, &used,
+	    &reason)) == 0) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n <= 0)
+			fail_msg("no answer");
+		buf_append(&b, chunk, (size_t)n);
+	}
+	assert_int_equal(r, 1);
+	assert_int_equal(used, buf_len(&b));
+	assert_int_equal(attr_get_uint(rec, "status", 0, 255, &st), 1);
+	attr_rec_free(&rec);
+	buf_deinit(&b);
+	return (int)st;
+}
+
+static void
+mkreq(struct buf *b, const char *name, const char *attr, unsigned v)
+{
+	ipc_request(b, name);
+	if (attr != NULL)
+		attr_put_uint(b, attr, v);
+	attr_end(b);
+}
+
+/* wait_server_ready - until a connection is served */
+static void
+drain_ready(void)
+{
+	struct buf req;
+	int fd, i;
+
+	buf_init(&req, 0);
+	mkreq(&req, "ping", NULL, 0);
+	for (i = 0; i < 200 && (fd = dconnect()) < 0; i++)
+		usleep(10 * 1000);
+	assert_true(fd >= 0);
+	assert_int_equal(dcall(fd, &req), IPC_OK);
+	close(fd);
+	buf_deinit(&req);
+}
+
+static void
+test_drain_value_limit(void **state)
+{
+	pid_t pid = drain_start();
+	char value[1001];
+	struct buf req;
+	int fd;
+
+	(void)state;
+	drain_ready();
+	/* max_value 1000: a value of 1000 bytes passes, 1001 is refused */
+	memset(value, 'v', sizeof(value));
+	buf_init(&req, 0);
+	ipc_request(&req, "echo");
+	attr_put(&req, "data", value, 1000);
+	attr_end(&req);
+	fd = dconnect();
+	assert_int_equal(dcall(fd, &req), IPC_OK);
+	close(fd);
+	ipc_request(&req, "echo");
+	attr_put(&req, "data", value, 1001);
+	attr_end(&req);
+	{
+		char save[sizeof(sock)];
+
+		/* expect_proto_error talks to sock: point it here */
+		memcpy(save, sock, sizeof(sock));
+		snprintf(sock, sizeof(sock), "%s", dsock);
+		expect_proto_error(buf_cstr(&req), buf_len(&req), 0,
+		    "too long");
+		memcpy(sock, save, sizeof(sock));
+	}
+	buf_deinit(&req);
+	kill(pid, SIGUSR1);
+	assert_int_equal(drain_wait(pid, 3000), 0);
+}
+
+static void
+test_drain_idle(void **state)
+{
+	pid_t pid = drain_start();
+	struct buf req, b;
+	int fd1, fd2, fd3, r;
+	int64_t start;
+
+	(void)state;
+	drain_ready();
+	buf_init(&req, 0);
+	buf_init(&b, 0);
+	mkreq(&req, "ping", NULL, 0);
+	fd1 = dconnect();			/* never sent anything */
+	fd2 = dconnect();			/* used, now idle */
+	assert_true(fd1 >= 0 && fd2 >= 0);
+	assert_int_equal(dcall(fd2, &req), IPC_OK);
+	start = ev_clock_ms();
+	kill(pid, SIGUSR1);
+	/* both closed at once, long before the idle timeout */
+	assert_int_equal(raw_read_all(fd1, &b, 2000), 0);
+	assert_int_equal(raw_read_all(fd2, &b, 2000), 0);
+	assert_int_equal(buf_len(&b), 0);
+	assert_true(ev_clock_ms() - start < IDLE_MS / 2);
+	/* drained: the callback ran and the server is gone */
+	r = drain_wait(pid, 2000);
+	assert_int_equal(r, 0);
+	/* nobody accepts any more */
+	fd3 = dconnect();
+	assert_int_equal(fd3, -1);
+	assert_int_equal(errno, ECONNREFUSED);
+	close(fd1);
+	close(fd2);
+	buf_deinit(&req);
+	buf_deinit(&b);
+}
+
+static void
+test_drain_deferred(void **state)
+{
+	pid_t pid = drain_start();
+	struct buf req, two, b;
+	struct attr_rec *rec;
+	unsigned long long st;
+	size_t used;
+	int fd, idle, r;
+	int64_t start;
+
+	(void)state;
+	drain_ready();
+	buf_init(&req, 0);
+	buf_init(&two, 0);
+	buf_init(&b, 0);
+	/* a slow request with a quick one pipelined behind it */
+	mkreq(&req, "sleep", "ms", 400);
+	buf_append(&two, buf_cstr(&req), buf_len(&req));
+	mkreq(&req, "echo", "id", 7);
+	buf_append(&two, buf_cstr(&req), buf_len(&req));
+	fd = dconnect();
+	idle = dconnect();
+	assert_true(fd >= 0 && idle >= 0);
+	start = ev_clock_ms();
+	raw_write(fd, buf_cstr(&two), buf_len(&two));
+	usleep(50 * 1000);			/* the server has it */
+	kill(pid, SIGUSR1);
+	/* the idle one goes at once */
+	assert_int_equal(raw_read_all(idle, &b, 2000), 0);
+	assert_true(ev_clock_ms() - start < 300);
+	assert_int_equal(buf_len(&b), 0);
+	/* the deferred request is answered, then the connection closes */
+	r = raw_read_all(fd, &b, 3000);
+	assert_true(r == 0 || r == -1);	/* -1: unread input was dropped */
+	assert_true(ev_clock_ms() - start >= 390);
+	rec = decode_one(&b, &used);
+	assert_int_equal(attr_get_uint(rec, "status", 0, 255, &st), 1);
+	assert_int_equal(st, IPC_OK);
+	assert_string_equal(attr_get_str(rec, "slept"), "yes");
+	/* the echo behind it was not started: no second answer */
+	assert_int_equal(used, buf_len(&b));
+	attr_rec_free(&rec);
+	assert_int_equal(drain_wait(pid, 2000), 0);
+	close(fd);
+	close(idle);
+	buf_deinit(&req);
+	buf_deinit(&two);
+	buf_deinit(&b);
+}
+
+static void
+test_drain_peer_gone(void **state)
+{
+	pid_t pid = drain_start();
+	struct buf req;
+	int fd, fd2;
+	int64_t start;
+
+	(void)state;
+	drain_ready();
+	buf_init(&req, 0);
+	mkreq(&req, "sleep", "ms", 1500);
+	/* gone before the drain */
+	fd = dconnect();
+	raw_write(fd, buf_cstr(&req), buf_len(&req));
+	/* gone after it */
+	fd2 = dconnect();
+	raw_write(fd2, buf_cstr(&req), buf_len(&req));
+	usleep(50 * 1000);
+	close(fd);
+	usleep(50 * 1000);
+	start = ev_clock_ms();
+	kill(pid, SIGUSR1);
+	usleep(50 * 1000);
+	close(fd2);
+	/*
+	 * neither orphaned request holds the drain up: done long before
+	 * the 1500 ms, and the child checked the orphans were freed
+	 */
+	assert_int_equal(drain_wait(pid, 1000), 0);
+	assert_true(ev_clock_ms() - start < 800);
+	buf_deinit(&req);
+}
+
+static void
+test_drain_from_handler(void **state)
+{
+	pid_t pid = drain_start();
+	struct attr_rec *rec;
+	unsigned long long st;
+	struct buf req, b;
+	size_t used;
+	int fd, idle, r;
+
+	(void)state;
+	drain_ready();
+	buf_init(&req, 0);
+	buf_init(&b, 0);
+	idle = dconnect();
+	fd = dconnect();
+	assert_true(fd >= 0 && idle >= 0);
+	/* a drain request, and a ping pipelined behind it */
+	mkreq(&req, "drain", NULL, 0);
+	raw_write(fd, buf_cstr(&req), buf_len(&req));
+	mkreq(&req, "ping", NULL, 0);
+	raw_write(fd, buf_cstr(&req), buf_len(&req));
+	/* its own response still goes out, then the end */
+	r = raw_read_all(fd, &b, 2000);
+	assert_true(r == 0 || r == -1);
+	rec = decode_one(&b, &used);
+	assert_int_equal(used, buf_len(&b));
+	assert_int_equal(attr_get_uint(rec, "status", 0, 255, &st), 1);
+	assert_int_equal(st, IPC_OK);
+	assert_string_equal(attr_get_str(rec, "draining"), "1");
+	attr_rec_free(&rec);
+	buf_reset(&b);
+	assert_int_equal(raw_read_all(idle, &b, 2000), 0);
+	assert_int_equal(buf_len(&b), 0);
+	assert_int_equal(drain_wait(pid, 2000), 0);
+	close(fd);
+	close(idle);
+	buf_deinit(&req);
+	buf_deinit(&b);
+}
+
+static void
+test_drain_flushes_output(void **state)
+{
+	pid_t pid = drain_start();
+	char value[900];
+	struct buf req, all, b;
+	unsigned long long st, id;
+	size_t off = 0, used, sent = 0;
+	ssize_t n;
+	int fd, i, r, got;
+
+	(void)state;
+	drain_ready();
+	memset(value, 'x', sizeof(value));
+	buf_init(&req, 0);
+	buf_init(&all, 0);
+	buf_init(&b, 0);
+	/* far more echo answers than the sockets buffer, and nobody reads */
+	for (i = 0; i < 2000; i++) {
+		ipc_request(&req, "echo");
+		attr_put_uint(&req, "id", (unsigned long long)i);
+		attr_put(&req, "data", value, sizeof(value));
+		attr_end(&req);
+		buf_append(&all, buf_cstr(&req), buf_len(&req));
+	}
+	fd = dconnect();
+	assert_true(fd >= 0);
+	for (;;) {
+		n = send(fd, buf_cstr(&all) + sent, buf_len(&all) - sent,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
+		sent += (size_t)n;
+		if (sent == buf_len(&all))
+			break;
+		usleep(20 * 1000);		/* let the server fill up */
+	}
+	assert_true(sent < buf_len(&all));	/* the server stopped reading */
+	kill(pid, SIGUSR1);
+	usleep(50 * 1000);
+	/* every answer made before the drain comes, whole, in order */
+	r = raw_read_all(fd, &b, 3000);
+	assert_true(r == 0 || r == -1);
+	for (got = 0; off < buf_len(&b); got++) {
+		struct buf tail;
+		struct attr_rec *rec;
+
+		buf_init(&tail, 0);
+		buf_append(&tail, buf_cstr(&b) + off, buf_len(&b) - off);
+		rec = decode_one(&tail, &used);
+		off += used;
+		assert_int_equal(attr_get_uint(rec, "status", 0, 255, &st), 1);
+		assert_int_equal(st, IPC_OK);
+		assert_int_equal(attr_get_uint(rec, "id", 0, 10000, &id), 1);
+		assert_int_equal(id, got);
+		attr_rec_free(&rec);
+		buf_deinit(&tail);
+	}
+	assert_true(got > 10);
+	assert_true(got < 2000);
+	assert_int_equal(drain_wait(pid, 2000), 0);
+	close(fd);
+	buf_deinit(&req);
+	buf_deinit(&all);
+	buf_deinit(&b);
+}
+
 int
 main(void)
 {
@@ -877,6 +1328,12 @@ main(void)
 		cmocka_unit_test(test_server_half_close),
 		cmocka_unit_test(test_max_conns),
 		cmocka_unit_test(test_listen_and_connect),
+		cmocka_unit_test(test_drain_value_limit),
+		cmocka_unit_test(test_drain_idle),
+		cmocka_unit_test(test_drain_deferred),
+		cmocka_unit_test(test_drain_peer_gone),
+		cmocka_unit_test(test_drain_from_handler),
+		cmocka_unit_test(test_drain_flushes_output),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -47,7 +47,7 @@ CPPFLAGS += -D_GNU_SOURCE -Ilib \
 	   -DPOSTA_MAILDIR='"$(MAILDIR)"'
 ALL_CFLAGS = -std=c11 -pthread $(WARN) $(OPT) $(HARDEN) $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = -pthread -pie -Wl,-z,relro,-z,now $(SANLD) $(LDFLAGS)
-LIBS	= $(PKG_LIBS) -ldb -lcrypt -lresolv
+LIBS	= $(PKG_LIBS) -lunbound -ldb -lcrypt -lresolv
 
 all: programs
 

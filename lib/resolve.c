@@ -17,6 +17,7 @@
 #include "map.h"
 #include "mem.h"
 #include "resolve.h"
+#include "strnum.h"
 
 struct resolve {
 	char	**domains;		/* plain local domains, lower case */
@@ -27,6 +28,8 @@ struct resolve {
 	size_t	 ntmaps;
 	char	 local_tr[RESOLVE_TRANSPORT_MAX + 1];
 	char	 default_tr[RESOLVE_TRANSPORT_MAX + 1];
+	char	 relayhost[RESOLVE_NEXTHOP_MAX + 1];	/* "" = none */
+	char	*relay_domains;			/* plain list */
 };
 
 int
@@ -111,6 +114,43 @@ resolve_domain_in_list(const char *list, const char *domain)
 }
 
 /* resolve_add_list - the items of one list setting into res */
+int
+resolve_nexthop_ok(const char *nh)
+{
+	const char *host = nh, *end, *port = NULL;
+	unsigned long long v;
+	size_t n, i;
+
+	if (*nh == '\0')
+		return 0;
+	if (*nh == '[') {
+		host = nh + 1;
+		if ((end = strchr(host, ']')) == NULL)
+			return -1;
+		if (end[1] == ':')
+			port = end + 2;
+		else if (end[1] != '\0')
+			return -1;
+	} else {
+		end = strchr(nh, ':');
+		if (end != NULL)
+			port = end + 1;
+		else
+			end = nh + strlen(nh);
+	}
+	n = (size_t)(end - host);
+	if (n == 0 || n > RESOLVE_DOMAIN_MAX)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (!(isalnum((unsigned char)host[i]) || host[i] == '.' ||
+		    host[i] == '-' || host[i] == '_' ||
+		    (*nh == '[' && host[i] == ':')))
+			return -1;
+	if (port != NULL && (str_to_uint(port, 0, 65535, &v) < 0 || v == 0))
+		return -1;
+	return 0;
+}
+
 static int
 resolve_add_list(struct resolve *res, const char *name, const char *list,
     struct buf *errs)
@@ -186,6 +226,16 @@ resolve_new(struct cfg *cfg, struct buf *errs)
 	if (resolve_set_transport(res->default_tr, cfg, "default_transport",
 	    errs) < 0)
 		ret = -1;
+	if (resolve_nexthop_ok(cfg_str(cfg, "relayhost")) < 0) {
+		(void)buf_printf(errs, "relayhost: bad next hop \"%.64s\" "
+		    "(host, [host] or either with :port)\n",
+		    cfg_str(cfg, "relayhost"));
+		ret = -1;
+	} else {
+		(void)snprintf(res->relayhost, sizeof(res->relayhost), "%s",
+		    cfg_str(cfg, "relayhost"));
+	}
+	res->relay_domains = xstrdup(cfg_str(cfg, "relay_domains"));
 	pos = cfg_str(cfg, "transport_maps");
 	while ((rc = cfg_list_next(&pos, item, sizeof(item))) != 0) {
 		if (rc < 0 || res->ntmaps == RESOLVE_TABLES_MAX) {
@@ -220,6 +270,7 @@ resolve_free(struct resolve **resp)
 		map_close(&res->domain_maps[i]);
 	for (i = 0; i < res->ntmaps; i++)
 		map_close(&res->tmaps[i]);
+	free(res->relay_domains);
 	free(res);
 	*resp = NULL;
 }
@@ -332,6 +383,11 @@ resolve_addr(struct resolve *res, const char *addr,
 			    sizeof(res_r->transport), "%s", tr);
 		(void)snprintf(res_r->nexthop, sizeof(res_r->nexthop), "%s",
 		    nh);
+	} else if (!res_r->is_local && res->relayhost[0] != '\0' &&
+	    !resolve_domain_in_list(res->relay_domains, res_r->domain)) {
+		/* relayhost: other domains' mail, not relay_domains' */
+		(void)snprintf(res_r->nexthop, sizeof(res_r->nexthop), "%s",
+		    res->relayhost);
 	}
 	(void)snprintf(res_r->dest, sizeof(res_r->dest), "%s",
 	    res_r->nexthop[0] != '\0' ? res_r->nexthop : res_r->domain);

@@ -32,6 +32,13 @@
  * White space around each part is dropped.  0, or -1 on bad syntax or
  * a part that does not fit (outputs then undefined).
  *
+ * relayhost (posta.conf): when set, the next hop of every recipient that
+ * is neither local nor in relay_domains nor matched in transport_maps
+ * (so: default_transport mail); "host", "[host]" (no MX lookup; an IP
+ * address goes in brackets: "[192.0.2.1]", "[2001:db8::1]") or either
+ * with ":port".  resolve_nexthop_ok(s) checks that syntax: 0 when good
+ * (or empty), else -1.
+ *
  * resolve_domain_in_list(list, domain) is 1 if domain is an item of
  * the plain list (comma or space separated, case-insensitive), else 0.
  * Out of memory is fatal.
@@ -70,6 +77,7 @@ int	resolve_addr(struct resolve *, const char *addr,
 int	resolve_entry_parse(const char *value, char *tr, size_t trsz,
 	    char *nh, size_t nhsz);
 int	resolve_domain_in_list(const char *list, const char *domain);
+int	resolve_nexthop_ok(const char *nexthop);
 /* resolve_transport_ok - 1 if s is a good transport name, else 0 */
 int	resolve_transport_ok(const char *s);
 

@@ -31,6 +31,7 @@ struct server_state {
 	struct ev *ev;
 	struct cfg *cfg;
 	const char *service;
+	const char *config_dir;
 	int	 lfd[SERVER_LISTEN_MAX];
 	unsigned nlfd;
 	unsigned clients;
@@ -203,6 +204,12 @@ server_service(void)
 	return srv.service;
 }
 
+const char *
+server_config_dir(void)
+{
+	return srv.config_dir;
+}
+
 struct cfg *
 server_cfg(void)
 {
@@ -320,6 +327,7 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 		server_usage(ops->name, ops);
 	if (config_dir == NULL)
 		config_dir = settings_config_dir();
+	srv.config_dir = config_dir;
 
 	from_master = getenv("POSTA_LISTEN_FDS") != NULL;
 	log_flags = getenv("POSTA_LOG_FILE") != NULL &&

@@ -98,6 +98,8 @@ void	server_client_done(void);
 unsigned server_clients(void);
 /* server_service - the -n service name ("" when not given) */
 const char *server_service(void);
+/* server_config_dir - the configuration directory (-c, else default) */
+const char *server_config_dir(void);
 /* server_cfg - the settings (after overrides); NULL before step 2 */
 struct cfg *server_cfg(void);
 /* server_is_stopping - 1 after SIGTERM, else 0 */

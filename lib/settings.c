@@ -45,6 +45,8 @@ const struct cfg_def posta_settings[] = {
 	    "more domains whose users are in user_database (list)" },
 	{ "relay_domains", CFG_STR, "", 0, 0, NULL, P,
 	    "domains we accept mail for and forward to a next hop (list)" },
+	{ "relayhost", CFG_STR, "", 0, 0, NULL, P,
+	    "next hop for mail to other domains: host, [host], with :port" },
 	{ "relay_recipient_maps", CFG_STR, "", 0, 0, NULL, P,
 	    "valid recipients in relay_domains (tables; empty: refuse all)" },
 	{ "user_database", CFG_STR, "file:$config_directory/users", 0, 0,
@@ -74,6 +76,13 @@ const struct cfg_def posta_settings[] = {
 	{ "master_stop_timeout", CFG_TIME, "10s", 1, 3600, NULL, P,
 	    "how long to wait for children after SIGTERM before SIGKILL" },
 
+	/* posta.conf: DNS (lib/dns) */
+	{ "dns_servers", CFG_STR, "", 0, 0, NULL, P,
+	    "DNS servers to forward queries to, host[:port] (list; "
+	    "empty: /etc/resolv.conf)" },
+	{ "dns_timeout", CFG_TIME, "10s", 1, 300, NULL, P,
+	    "how long one DNS lookup may take, retries included" },
+
 	/* smtpd.conf: the SMTP server (man/smtpd.8) */
 	{ "smtpd_auth_failure_delay", CFG_TIME, "1s", 0, 60, NULL,
 	    SCOPE_SMTPD, "wait this long per failure before a failed AUTH "
@@ -99,13 +108,23 @@ const struct cfg_def posta_settings[] = {
 	    SCOPE_SMTPD, "longest command line, CR LF not counted" },
 	{ "smtpd_local_submit", CFG_BOOL, "no", 0, 0, NULL, SCOPE_SMTPD,
 	    "unix-socket clients are local and trusted (the submit service)" },
+	{ "smtpd_peername_lookup", CFG_BOOL, "yes", 0, 0, NULL, SCOPE_SMTPD,
+	    "find the client's name (PTR, confirmed by A/AAAA) before the "
+	    "greeting" },
 	{ "smtpd_recipient_limit", CFG_INT, "1000", 1, 10000, NULL,
 	    SCOPE_SMTPD, "most recipients of one message" },
 	{ "smtpd_reject_bare_lf", CFG_BOOL, "yes", 0, 0, NULL, SCOPE_SMTPD,
 	    "refuse message content with a bare LF or bare CR" },
 	{ "smtpd_relay_restrictions", CFG_STR, "permit_mynetworks, "
-	    "permit_sasl_authenticated, permit_tls_clientcerts, reject", 0, 0,
+	    "permit_sasl_authenticated, permit_tls_clientcerts, "
+	    "permit_restricted_networks, reject", 0, 0,
 	    NULL, SCOPE_SMTPD, "who may send to domains that are not ours" },
+	{ "smtpd_restricted_domains", CFG_STR, "", 0, 0, NULL, SCOPE_SMTPD,
+	    "the only other domains smtpd_restricted_networks may send to "
+	    "(list; .parent matches subdomains)" },
+	{ "smtpd_restricted_networks", CFG_STR, "", 0, 0, NULL, SCOPE_SMTPD,
+	    "clients that may send without AUTH, only to "
+	    "smtpd_restricted_domains (CIDR list)" },
 	{ "smtpd_sasl_auth_enable", CFG_BOOL, "no", 0, 0, NULL, SCOPE_SMTPD,
 	    "offer AUTH PLAIN and LOGIN against user_database" },
 	{ "smtpd_soft_error_limit", CFG_INT, "10", 1, 1000, NULL,
@@ -136,6 +155,9 @@ const struct cfg_def posta_settings[] = {
 	    NULL, SCOPE_QMGR, "deliveries at once to one destination" },
 	{ "default_destination_recipient_limit", CFG_INT, "50", 1, 10000,
 	    NULL, SCOPE_QMGR, "recipients in one delivery request" },
+	{ "default_destination_rate_delay", CFG_TIME, "0", 0, 3600, NULL,
+	    SCOPE_QMGR, "pause between two deliveries to one destination "
+	    "(0: none; else one at a time)" },
 	{ "default_transport", CFG_STR, "smtp", 0, 0, NULL, SCOPE_QMGR,
 	    "transport for domains that are not local" },
 	{ "default_transport_concurrency_limit", CFG_INT, "100", 1, 10000,
@@ -160,6 +182,15 @@ const struct cfg_def posta_settings[] = {
 	    SCOPE_QMGR, "messages in active/ at once" },
 	{ "queue_run_delay", CFG_TIME, "300s", 1, 86400, NULL, SCOPE_QMGR,
 	    "how often the queue directories are scanned" },
+	{ "smtp_destination_concurrency_limit", CFG_INT, "20", 1, 1000, NULL,
+	    SCOPE_QMGR | SCOPE_SMTP, "smtp deliveries at once to one "
+	    "destination (read by qmgr; smtp.conf wins)" },
+	{ "smtp_destination_rate_delay", CFG_TIME, "0", 0, 3600, NULL,
+	    SCOPE_QMGR | SCOPE_SMTP, "pause between two smtp deliveries to "
+	    "one destination (read by qmgr; smtp.conf wins)" },
+	{ "smtp_destination_recipient_limit", CFG_INT, "50", 1, 10000, NULL,
+	    SCOPE_QMGR | SCOPE_SMTP, "recipients in one request to smtp "
+	    "(read by qmgr; smtp.conf wins)" },
 	{ "transport_maps", CFG_STR, "", 0, 0, NULL, SCOPE_QMGR,
 	    "tables of domain or address -> transport[:nexthop]" },
 
@@ -168,6 +199,56 @@ const struct cfg_def posta_settings[] = {
 	    "mailbox quota of users without quota= (bytes; 0: unlimited)" },
 	{ "local_workers", CFG_INT, "8", 1, 256, NULL, SCOPE_LOCAL,
 	    "deliveries one local process makes at the same time" },
+
+	/* smtp.conf: the smtp delivery agent (man/smtp.conf.5) */
+	{ "smtp_bind_address", CFG_STR, "", 0, 0, NULL, SCOPE_SMTP,
+	    "source IP address of outgoing connections (empty: any)" },
+	{ "smtp_connect_timeout", CFG_TIME, "30s", 1, 3600, NULL, SCOPE_SMTP,
+	    "longest wait for a TCP connection to be made" },
+	{ "smtp_connection_cache_time", CFG_TIME, "2s", 0, 300, NULL,
+	    SCOPE_SMTP, "keep an idle connection this long for the next "
+	    "message to its destination (0: never)" },
+	{ "smtp_connection_reuse_limit", CFG_INT, "100", 1, 100000, NULL,
+	    SCOPE_SMTP, "most messages over one connection" },
+	{ "smtp_data_done_timeout", CFG_TIME, "600s", 1, 86400, NULL,
+	    SCOPE_SMTP, "longest wait for the reply to the end of DATA" },
+	{ "smtp_data_init_timeout", CFG_TIME, "120s", 1, 86400, NULL,
+	    SCOPE_SMTP, "longest wait for the reply to DATA" },
+	{ "smtp_data_xfer_timeout", CFG_TIME, "180s", 1, 86400, NULL,
+	    SCOPE_SMTP, "longest time the server may take no message data" },
+	{ "smtp_helo_name", CFG_STR, "$myhostname", 0, 0, NULL, SCOPE_SMTP,
+	    "the name sent with EHLO and HELO" },
+	{ "smtp_helo_timeout", CFG_TIME, "300s", 1, 86400, NULL, SCOPE_SMTP,
+	    "longest wait for the greeting, EHLO, STARTTLS and the TLS "
+	    "handshake" },
+	{ "smtp_line_length_limit", CFG_INT, "998", 0, 100000, NULL,
+	    SCOPE_SMTP, "break longer message lines (0: never)" },
+	{ "smtp_mail_timeout", CFG_TIME, "300s", 1, 86400, NULL, SCOPE_SMTP,
+	    "longest wait for the reply to MAIL FROM" },
+	{ "smtp_max_sessions", CFG_INT, "100", 1, 10000, NULL, SCOPE_SMTP,
+	    "deliveries at once in one smtp process" },
+	{ "smtp_mx_address_limit", CFG_INT, "5", 1, 100, NULL, SCOPE_SMTP,
+	    "most addresses tried for one delivery" },
+	{ "smtp_rcpt_timeout", CFG_TIME, "300s", 1, 86400, NULL, SCOPE_SMTP,
+	    "longest wait for the reply to RCPT TO" },
+	{ "smtp_rset_timeout", CFG_TIME, "20s", 1, 3600, NULL, SCOPE_SMTP,
+	    "longest wait for the reply to RSET before a connection is "
+	    "cached" },
+	{ "smtp_tls_ca_file", CFG_STR, "", 0, 0, NULL, SCOPE_SMTP,
+	    "PEM CA certificates to verify servers with (empty: the "
+	    "system's)" },
+	{ "smtp_tls_ca_path", CFG_STR, "", 0, 0, NULL, SCOPE_SMTP,
+	    "a directory of hashed CA certificates (c_rehash)" },
+	{ "smtp_tls_cert_file", CFG_STR, "", 0, 0, NULL, SCOPE_SMTP,
+	    "client certificate chain (PEM), shown when a server asks" },
+	{ "smtp_tls_key_file", CFG_STR, "", 0, 0, NULL, SCOPE_SMTP,
+	    "client private key (empty: in smtp_tls_cert_file)" },
+	{ "smtp_tls_policy_maps", CFG_STR, "", 0, 0, NULL, SCOPE_SMTP,
+	    "tables of destination -> TLS level [match=..] "
+	    "[fingerprint=..]" },
+	{ "smtp_tls_security_level", CFG_ENUM, "may", 0, 0,
+	    "none|may|encrypt|verify", SCOPE_SMTP,
+	    "TLS towards servers when no policy table entry says otherwise" },
 
 	/* posta.conf: TLS for every server and client */
 	{ "tls_cert_file", CFG_STR, "", 0, 0, NULL, SCOPE_ALL,

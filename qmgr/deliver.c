@@ -2,9 +2,7 @@
  * deliver - the transport table and one delivery request
  *
  * A transport is one line of qtransports[]: a delivery agent reached
- * over ipc (local; smtp once it exists: change its line to
- * { "smtp", QT_SERVICE, "private/smtp" }), or built in (discard, error,
- * or "not available yet": a temporary failure with a fixed reason).
+ * over ipc (local, smtp), or built in (discard, error).
  *
  * The request to an agent (issue 4 contract):
  *	request=deliver, id=ID, path=active/ID, rcpt_index=N ...
@@ -25,12 +23,10 @@
 #include "strnum.h"
 
 const struct qtransport qtransports[] = {
-	{ "local", QT_SERVICE, "private/local", NULL, NULL },
-	/* issue 5: { "smtp", QT_SERVICE, "private/smtp", NULL, NULL }, */
-	{ "smtp", QT_UNAVAILABLE, NULL, "4.4.1",
-	    "smtp transport not available" },
-	{ "discard", QT_DISCARD, NULL, NULL, NULL },
-	{ "error", QT_ERROR, NULL, NULL, NULL },
+	{ "local", QT_SERVICE, "private/local" },
+	{ "smtp", QT_SERVICE, "private/smtp" },
+	{ "discard", QT_DISCARD, NULL },
+	{ "error", QT_ERROR, NULL },
 };
 const size_t qtransports_n = sizeof(qtransports) / sizeof(qtransports[0]);
 

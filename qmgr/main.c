@@ -23,6 +23,7 @@
 #include "mem.h"
 #include "qmgr.h"
 #include "server.h"
+#include "settings.h"
 
 #define QMGR_SOCKET	"private/qmgr"
 
@@ -60,6 +61,35 @@ qmgr_listen_fd(void)
 		log_err("cannot listen on %s: %s", QMGR_SOCKET,
 		    strerror(errno));
 	return lfd;
+}
+
+/*
+ * qmgr_pre_drop - read the transports' own files (smtp.conf...) while
+ * still root: the scheduling limits of a transport may be set there
+ */
+static int
+qmgr_pre_drop(struct cfg *cfg)
+{
+	struct buf errs;
+	size_t i;
+
+	(void)cfg;
+	qm.tp_cfg = xcalloc(qtransports_n, sizeof(*qm.tp_cfg));
+	buf_init(&errs, 0);
+	for (i = 0; i < qtransports_n; i++) {
+		if (settings_scope(qtransports[i].name) == 0)
+			continue;
+		buf_reset(&errs);
+		qm.tp_cfg[i] = settings_open(qtransports[i].name,
+		    server_config_dir(), &errs);
+		if (qm.tp_cfg[i] == NULL) {
+			log_lines(LOG_L_WARN, buf_cstr(&errs));
+			log_warn("%s: its limits come from qmgr's settings",
+			    qtransports[i].name);
+		}
+	}
+	buf_deinit(&errs);
+	return 0;
 }
 
 static int
@@ -135,6 +165,12 @@ qmgr_stop(struct ev *ev)
 	free(qm.tp_limit);
 	free(qm.tp_dest_limit);
 	free(qm.tp_rcpt_limit);
+	free(qm.tp_rate_delay);
+	ev_timer_cancel(ev, &qm.rate_timer);
+	if (qm.tp_cfg != NULL)
+		for (size_t i = 0; i < qtransports_n; i++)
+			cfg_free(&qm.tp_cfg[i]);
+	free(qm.tp_cfg);
 	resolve_free(&qm.res);
 	log_info("stopped");
 	ev_stop(ev);
@@ -145,6 +181,7 @@ main(int argc, char **argv)
 {
 	static const struct server_ops ops = {
 		.name = "qmgr",
+		.pre_drop = qmgr_pre_drop,
 		.init = qmgr_init,
 		.stop = qmgr_stop,
 	};

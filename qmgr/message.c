@@ -235,10 +235,6 @@ msg_split(struct qmsg *m)
 		case QT_ERROR:
 			split_error(m, i, rr.nexthop);
 			continue;
-		case QT_UNAVAILABLE:
-			(void)msg_record(m, i, QUEUE_R_DEFERRED, tp->dsn,
-			    tp->text, "none", true);
-			continue;
 		case QT_SERVICE:
 			break;
 		}

@@ -86,20 +86,18 @@ enum qtransport_kind {
 	QT_SERVICE,		/* ipc to a delivery agent */
 	QT_DISCARD,
 	QT_ERROR,
-	QT_UNAVAILABLE,		/* not built yet: defer */
 };
 
 struct qtransport {
 	const char *name;
 	enum qtransport_kind kind;
 	const char *service;	/* QT_SERVICE: socket, queue-relative */
-	const char *dsn;	/* QT_UNAVAILABLE */
-	const char *text;	/* QT_UNAVAILABLE */
 };
 
 struct qdest {
 	char	*key;		/* "transport/destination" */
 	unsigned busy;
+	int64_t	 next_ok;	/* rate delay: no start before (ms, ev_now) */
 	struct qdest *hnext;
 };
 
@@ -155,6 +153,10 @@ struct qmgr {
 	size_t	 dhsize;
 	unsigned *tp_busy;
 	unsigned *tp_limit, *tp_dest_limit, *tp_rcpt_limit;
+	int64_t	*tp_rate_delay;		/* ms, 0 = none */
+	struct cfg **tp_cfg;		/* the transport's own file, or NULL */
+	struct ev_timer *rate_timer;
+	int64_t	 rate_timer_at;
 	bool	 stopping;
 };
 

@@ -7,9 +7,18 @@
  * destination ("transport/destination") is below the destination
  * limit; a blocked destination does not hold up the jobs behind it.
  * The limits come from <transport>_transport_concurrency_limit,
- * <transport>_destination_concurrency_limit and
- * <transport>_destination_recipient_limit when such a setting exists,
- * else from the default_* ones: a new transport needs no code here.
+ * <transport>_destination_concurrency_limit,
+ * <transport>_destination_recipient_limit and
+ * <transport>_destination_rate_delay when such a setting exists, else
+ * from the default_* ones: a new transport needs no code here.  A value
+ * set in the transport's own file (smtp.conf for smtp) wins over
+ * qmgr.conf and posta.conf.
+ *
+ * A rate delay makes a destination take one delivery at a time, each
+ * started at least the delay after the one before (Postfix's
+ * default_destination_rate_delay); a destination so held is kept in the
+ * hash after its last job until the delay has passed, and one timer
+ * wakes the scheduler at the earliest such time.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,15 +30,20 @@
 
 #define SCHED_DHSIZE	1024
 
-static unsigned
-sched_limit(const char *tp, const char *what, const char *def)
+static long long
+sched_setting(size_t tpi, const char *what, const char *def)
 {
+	struct cfg *own = qm.tp_cfg != NULL ? qm.tp_cfg[tpi] : NULL;
 	char name[128];
 
-	(void)snprintf(name, sizeof(name), "%s_%s", tp, what);
+	(void)snprintf(name, sizeof(name), "%s_%s", qtransports[tpi].name,
+	    what);
+	if (own != NULL && cfg_is_defined(own, name) &&
+	    cfg_origin(own, name) != NULL)
+		return cfg_int(own, name);
 	if (cfg_is_defined(qm.cfg, name))
-		return (unsigned)cfg_int(qm.cfg, name);
-	return (unsigned)cfg_int(qm.cfg, def);
+		return cfg_int(qm.cfg, name);
+	return cfg_int(qm.cfg, def);
 }
 
 void
@@ -45,16 +59,26 @@ sched_init(void)
 	qm.tp_limit = xcalloc(qtransports_n, sizeof(*qm.tp_limit));
 	qm.tp_dest_limit = xcalloc(qtransports_n, sizeof(*qm.tp_dest_limit));
 	qm.tp_rcpt_limit = xcalloc(qtransports_n, sizeof(*qm.tp_rcpt_limit));
+	qm.tp_rate_delay = xcalloc(qtransports_n, sizeof(*qm.tp_rate_delay));
 	for (i = 0; i < qtransports_n; i++) {
-		qm.tp_limit[i] = sched_limit(qtransports[i].name,
+		qm.tp_limit[i] = (unsigned)sched_setting(i,
 		    "transport_concurrency_limit",
 		    "default_transport_concurrency_limit");
-		qm.tp_dest_limit[i] = sched_limit(qtransports[i].name,
+		qm.tp_dest_limit[i] = (unsigned)sched_setting(i,
 		    "destination_concurrency_limit",
 		    "default_destination_concurrency_limit");
-		qm.tp_rcpt_limit[i] = sched_limit(qtransports[i].name,
+		qm.tp_rcpt_limit[i] = (unsigned)sched_setting(i,
 		    "destination_recipient_limit",
 		    "default_destination_recipient_limit");
+		qm.tp_rate_delay[i] = 1000 * sched_setting(i,
+		    "destination_rate_delay",
+		    "default_destination_rate_delay");
+		if (qm.tp_rate_delay[i] > 0)
+			qm.tp_dest_limit[i] = 1;
+		log_debug("transport %s: %u at once, %u per destination, "
+		    "%u recipients per request, rate delay %lldms",
+		    qtransports[i].name, qm.tp_limit[i], qm.tp_dest_limit[i],
+		    qm.tp_rcpt_limit[i], (long long)qm.tp_rate_delay[i]);
 	}
 }
 
@@ -88,12 +112,10 @@ sched_dest(const struct qjob *job)
 }
 
 static void
-sched_dest_release(struct qdest *d)
+sched_dest_unhash(struct qdest *d)
 {
 	struct qdest **pp;
 
-	if (--d->busy > 0)
-		return;
 	for (pp = &qm.dhash[sched_hash(d->key)]; *pp != NULL;
 	    pp = &(*pp)->hnext)
 		if (*pp == d) {
@@ -105,12 +127,53 @@ sched_dest_release(struct qdest *d)
 }
 
 static void
+sched_dest_release(struct qdest *d)
+{
+	if (--d->busy > 0)
+		return;
+	/* held by a rate delay: kept until then (sched_sweep) */
+	if (d->next_ok > ev_now(qm.ev))
+		return;
+	sched_dest_unhash(d);
+}
+
+static void sched_on_rate(struct ev *, void *);
+
+/* sched_rate_wake - make the scheduler run again at time at (ms) */
+static void
+sched_rate_wake(int64_t at)
+{
+	if (qm.rate_timer != NULL && qm.rate_timer_at <= at)
+		return;
+	ev_timer_cancel(qm.ev, &qm.rate_timer);
+	qm.rate_timer_at = at;
+	qm.rate_timer = ev_timer_add(qm.ev, at - ev_now(qm.ev) > 0 ?
+	    at - ev_now(qm.ev) : 0, sched_on_rate, NULL);
+}
+
+/* sched_sweep - drop idle destinations whose rate delay has passed */
+static void
+sched_sweep(void)
+{
+	struct qdest *d, *next;
+	int64_t now = ev_now(qm.ev);
+	size_t i;
+
+	for (i = 0; i < qm.dhsize; i++)
+		for (d = qm.dhash[i]; d != NULL; d = next) {
+			next = d->hnext;
+			if (d->busy == 0 && d->next_ok <= now)
+				sched_dest_unhash(d);
+		}
+}
+
+static void
 sched_run(struct ev *ev, void *arg)
 {
 	struct qjob *job, *next;
 	struct qdest *d;
+	int64_t now = ev_now(ev), wake = 0;
 
-	(void)ev;
 	(void)arg;
 	qm.sched_pending = false;
 	if (qm.stopping)
@@ -122,13 +185,32 @@ sched_run(struct ev *ev, void *arg)
 		d = sched_dest(job);
 		if (d->busy >= qm.tp_dest_limit[job->tpi])
 			continue;	/* d->busy > 0: it was there before */
+		if (d->next_ok > now) {
+			/* rate delay: d stays hashed until then */
+			if (wake == 0 || d->next_ok < wake)
+				wake = d->next_ok;
+			continue;
+		}
 		TAILQ_REMOVE(&qm.waiting, job, link);
 		TAILQ_INSERT_TAIL(&qm.running, job, link);
 		qm.tp_busy[job->tpi]++;
 		d->busy++;
+		if (qm.tp_rate_delay[job->tpi] > 0)
+			d->next_ok = now + qm.tp_rate_delay[job->tpi];
 		job->qd = d;
 		deliver_start(job);
 	}
+	if (wake != 0)
+		sched_rate_wake(wake);
+}
+
+static void
+sched_on_rate(struct ev *ev, void *arg)
+{
+	(void)arg;
+	qm.rate_timer = NULL;
+	sched_sweep();
+	sched_run(ev, NULL);
 }
 
 void

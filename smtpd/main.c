@@ -73,6 +73,12 @@ smtpd_init(struct ev *ev, struct cfg *c)
 		buf_deinit(&errs);
 		return -1;
 	}
+	if (cfg_bool(c, "smtpd_peername_lookup") &&
+	    (smtpd.dns = dns_new(c, ev, &errs)) == NULL) {
+		smtpd_log_errs(&errs);
+		buf_deinit(&errs);
+		return -1;
+	}
 	buf_deinit(&errs);
 	smtpd_queue_init(ev, (int)cfg_int(c, "smtpd_fsync_threads"));
 	log_info("%s: ready (TLS %s%s, AUTH %s)", *server_service() != '\0' ?
@@ -96,6 +102,7 @@ smtpd_stop(struct ev *ev)
 {
 	(void)ev;
 	smtpd_sessions_stop();
+	/* no new lookups start now; the resolver goes with the process */
 }
 
 int

@@ -13,8 +13,9 @@
  *     else 550 5.1.1;
  *   - any other domain: smtpd_relay_restrictions must permit (mynetworks
  *     or the submit service, an authenticated client, a client
- *     certificate whose fingerprint is in smtpd_tls_fingerprint_maps),
- *     else 554 5.7.1 Relay access denied.  A list that runs out
+ *     certificate whose fingerprint is in smtpd_tls_fingerprint_maps,
+ *     a client in smtpd_restricted_networks sending to a domain in
+ *     smtpd_restricted_domains), else 554 5.7.1 Relay access denied.  A list that runs out
  *     without a decision refuses: an empty list never makes an open
  *     relay.
  * A table that fails (LDAP down, a broken file) gives 451 4.3.0: mail is
@@ -47,6 +48,7 @@ enum policy_restriction {
 	PR_PERMIT_MYNETWORKS,
 	PR_PERMIT_SASL,
 	PR_PERMIT_CERTS,
+	PR_PERMIT_RESTRICTED,
 	PR_PERMIT,
 	PR_REJECT,
 };
@@ -58,6 +60,7 @@ static const struct {
 	{ "permit_mynetworks", PR_PERMIT_MYNETWORKS },
 	{ "permit_sasl_authenticated", PR_PERMIT_SASL },
 	{ "permit_tls_clientcerts", PR_PERMIT_CERTS },
+	{ "permit_restricted_networks", PR_PERMIT_RESTRICTED },
 	{ "permit", PR_PERMIT },
 	{ "reject", PR_REJECT },
 };
@@ -71,6 +74,8 @@ struct policy_list {
 
 static struct {
 	struct cidr_list mynetworks;
+	struct cidr_list restricted;		/* smtpd_restricted_networks */
+	struct policy_list restricted_domains;	/* ... may send to these */
 	struct policy_list local, relay;
 	struct policy_list aliases, relay_rcpt, fingerprints;
 	const char *delim;
@@ -186,6 +191,14 @@ smtpd_policy_init(struct cfg *c, struct buf *errs)
 	if (cidr_list_parse(&pol.mynetworks, "mynetworks",
 	    cfg_str(c, "mynetworks"), errs) < 0)
 		rc = -1;
+	cidr_list_init(&pol.restricted);
+	if (cidr_list_parse(&pol.restricted, "smtpd_restricted_networks",
+	    cfg_str(c, "smtpd_restricted_networks"), errs) < 0)
+		rc = -1;
+	if (policy_list_add(&pol.restricted_domains,
+	    "smtpd_restricted_domains", cfg_str(c, "smtpd_restricted_domains"),
+	    false, errs) < 0)
+		rc = -1;
 	if (policy_list_add(&pol.local, "mydestination",
 	    cfg_str(c, "mydestination"), false, errs) < 0 ||
 	    policy_list_add(&pol.local, "virtual_mailbox_domains",
@@ -220,6 +233,37 @@ smtpd_policy_is_mynetworks(const struct sockaddr *sa)
 }
 
 int
+smtpd_policy_is_restricted(const struct sockaddr *sa)
+{
+	return cidr_list_match_sa(&pol.restricted, sa);
+}
+
+/*
+ * policy_restricted_ok - 1 if domain (lower case) or one of its parent
+ * domains is in smtpd_restricted_domains (as "domain" or ".parent"
+ * keys, like transport_maps), 0, -1 for a table failure (r set)
+ */
+static int
+policy_restricted_ok(const char *domain, struct reply *r)
+{
+	char key[SMTP_PATH_MAX + 2];
+	const char *p;
+	int rc;
+
+	if (*domain == '\0')
+		return 0;
+	if ((rc = policy_list_has(&pol.restricted_domains, domain, r)) != 0)
+		return rc;
+	for (p = strchr(domain, '.'); p != NULL; p = strchr(p + 1, '.')) {
+		(void)snprintf(key, sizeof(key), "%s", p);
+		if ((rc = policy_list_has(&pol.restricted_domains, key,
+		    r)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int
 smtpd_policy_cert(const char *fingerprint)
 {
 	struct reply r;
@@ -232,12 +276,17 @@ smtpd_policy_cert(const char *fingerprint)
 	return policy_list_has(&pol.fingerprints, key, &r);
 }
 
-/* policy_eval - walk a restriction list: 1 permit, 0 reject, -1 none */
+/*
+ * policy_eval - walk a restriction list: 1 permit, 0 reject, -1 none,
+ * -2 a table failed (r set); domain is the recipient's at RCPT, else
+ * NULL (permit_restricted_networks then does not apply)
+ */
 static int
 policy_eval(const struct smtpd_session *s, const enum policy_restriction *v,
-    size_t n)
+    size_t n, const char *domain, struct reply *r)
 {
 	size_t i;
+	int rc;
 
 	for (i = 0; i < n; i++) {
 		switch (v[i]) {
@@ -253,6 +302,14 @@ policy_eval(const struct smtpd_session *s, const enum policy_restriction *v,
 			if (s->is_cert_trusted)
 				return 1;
 			break;
+		case PR_PERMIT_RESTRICTED:
+			if (domain == NULL || !s->is_restricted)
+				break;
+			if ((rc = policy_restricted_ok(domain, r)) < 0)
+				return -2;
+			if (rc > 0)
+				return 1;
+			break;
 		case PR_PERMIT:
 			return 1;
 		case PR_REJECT:
@@ -265,7 +322,7 @@ policy_eval(const struct smtpd_session *s, const enum policy_restriction *v,
 int
 smtpd_policy_client(struct smtpd_session *s, struct reply *r)
 {
-	if (policy_eval(s, pol.client_r, pol.nclient_r) != 0)
+	if (policy_eval(s, pol.client_r, pol.nclient_r, NULL, r) != 0)
 		return 1;	/* permitted, or no decision: anyone */
 	if (pol.client_has_sasl && smtpd.sasl && s->auth_user == NULL)
 		reply_set(r, 530, "5.7.0", "Authentication required");
@@ -380,7 +437,10 @@ smtpd_policy_rcpt(struct smtpd_session *s, const char *addr,
 		return 0;
 	}
 
-	if (policy_eval(s, pol.relay_r, pol.nrelay_r) == 1)
+	rc = policy_eval(s, pol.relay_r, pol.nrelay_r, domain, r);
+	if (rc == -2)
+		goto tempfail;
+	if (rc == 1)
 		return 1;
 	reply_set(r, 554, "5.7.1", "<%.180s>: Relay access denied", addr);
 	return 0;

@@ -77,6 +77,8 @@ static const struct smtpd_cmd_def {
 static void session_on_io(struct ev *, int, int, void *);
 static void session_on_timeout(struct ev *, void *);
 static void session_on_sleep(struct ev *, void *);
+static void session_on_name(void *, const char *, int);
+static void session_greet(struct smtpd_session *);
 
 /* ---- per-client records -------------------------------------------------- */
 
@@ -340,7 +342,10 @@ smtpd_session_close(struct smtpd_session *s)
 		return;
 	if (s->state == SS_QUEUE)
 		log_panic("smtpd_session_close: queue sync in flight");
+	if (s->state == SS_LOOKUP)
+		log_info("connect from %s", s->client);
 	session_log_disconnect(s);
+	dns_cancel(&s->dnsq);
 	s->state = SS_DEAD;
 	ev_timer_cancel(smtpd.ev, &s->timer);
 	ev_timer_cancel(smtpd.ev, &s->sleep);
@@ -391,6 +396,7 @@ session_lost(struct smtpd_session *s)
 static void
 session_enter_close(struct smtpd_session *s)
 {
+	dns_cancel(&s->dnsq);
 	s->state = SS_CLOSE;
 	ev_timer_cancel(smtpd.ev, &s->timer);
 	s->timer = ev_timer_add(smtpd.ev, SMTPD_CLOSE_GRACE_MS,
@@ -548,6 +554,8 @@ smtpd_session_new(int fd, const struct server_peer *peer)
 		    peer->text);
 		s->is_mynetworks = smtpd_policy_is_mynetworks(
 		    (const struct sockaddr *)&peer->addr) == 1;
+		s->is_restricted = smtpd_policy_is_restricted(
+		    (const struct sockaddr *)&peer->addr) == 1;
 		s->cl = smtpd_client_get(s->client_addr);
 	}
 	(void)snprintf(s->client, sizeof(s->client), "%s[%s]",
@@ -557,9 +565,43 @@ smtpd_session_new(int fd, const struct server_peer *peer)
 		sessions->prev = s;
 	sessions = s;
 	nsessions++;
-	log_info("connect from %s", s->client);
 	smtpd_progress(s);
+	if (smtpd.dns != NULL && !s->is_local &&
+	    peer->addr.ss_family != AF_UNIX && !smtpd.stopping) {
+		/* the name first, as Postfix does: logs and Received: */
+		s->state = SS_LOOKUP;
+		s->dnsq = dns_client_name(smtpd.dns,
+		    (const struct sockaddr *)&s->sa, session_on_name, s);
+		smtpd_session_step(s);
+		return;
+	}
+	session_greet(s);
+}
 
+/* session_on_name - the client's verified name, or none: greet it */
+static void
+session_on_name(void *arg, const char *name, int status)
+{
+	struct smtpd_session *s = arg;
+
+	s->dnsq = NULL;
+	if (name != NULL) {
+		(void)snprintf(s->client_name, sizeof(s->client_name), "%s",
+		    name);
+		(void)snprintf(s->client, sizeof(s->client), "%s[%s]",
+		    s->client_name, s->client_addr);
+	} else if (status == DNS_TEMPFAIL) {
+		log_debug("%s: name lookup failed for now", s->client);
+	}
+	s->state = SS_CMD;
+	session_greet(s);
+}
+
+/* session_greet - log the connection, then 220 (or 421, or TLS first) */
+static void
+session_greet(struct smtpd_session *s)
+{
+	log_info("connect from %s", s->client);
 	if (s->cl != NULL && smtpd.conn_limit > 0 && !s->is_mynetworks &&
 	    s->cl->nconn > smtpd.conn_limit) {
 		log_warn("too many connections from %s (limit %u)",
@@ -703,6 +745,8 @@ smtpd_session_step(struct smtpd_session *s)
 				return;
 			}
 			goto arm;
+		case SS_LOOKUP:
+			goto arm;	/* session_on_name() goes on */
 		case SS_QUEUE:
 		case SS_SLEEP:
 			if (stream_out_len(s->st) > 0 &&

@@ -39,6 +39,7 @@
 
 #include "buf.h"
 #include "cfg.h"
+#include "dns.h"
 #include "ev.h"
 #include "queue.h"
 #include "reply.h"
@@ -53,7 +54,7 @@
 #define SMTPD_OUT_HIGH		(64 * 1024)	/* stop reading above */
 #define SMTPD_CLOSE_GRACE_MS	5000	/* last reply flush */
 #define SMTPD_HELO_MAX		255	/* kept for Received: and logs */
-#define SMTPD_CLIENT_MAX	300	/* "name[addr]" */
+#define SMTPD_CLIENT_MAX	(DNS_NAME_MAX + 80)	/* "name[addr]" */
 
 enum smtpd_tls_level {
 	SMTPD_TLS_NONE,
@@ -85,6 +86,7 @@ struct smtpd_conf {
 	SSL_CTX	*tls_ctx;		/* NULL: no TLS here */
 	struct smtp_limits cmd_limits;
 	struct userdb *users;		/* user_database */
+	struct dns *dns;		/* NULL: no peer name lookup */
 	bool	 stopping;
 };
 
@@ -92,6 +94,7 @@ extern struct smtpd_conf smtpd;
 
 enum smtpd_state {
 	SS_CMD,		/* reading commands */
+	SS_LOOKUP,	/* finding the client's name before the greeting */
 	SS_AUTH,	/* reading an AUTH continuation line */
 	SS_DATA,	/* reading DATA content */
 	SS_BDAT,	/* reading the bytes of a BDAT chunk */
@@ -126,13 +129,15 @@ struct smtpd_session {
 	struct smtpd_session *prev, *next;	/* all sessions */
 
 	/* the client */
-	char	 client_name[64];	/* "unknown" until DNS (issue 5) */
+	char	 client_name[DNS_NAME_MAX + 1];	/* verified, or "unknown" */
+	struct dns_query *dnsq;		/* SS_LOOKUP */
 	char	 client_addr[64];	/* "192.0.2.7", "uid=1000" */
 	char	 client[SMTPD_CLIENT_MAX];	/* "name[addr]" for logs */
 	struct sockaddr_storage sa;
 	bool	 is_local;		/* the submit service: trusted */
 	uid_t	 uid;			/* its peer uid when is_local */
 	bool	 is_mynetworks;
+	bool	 is_restricted;		/* in smtpd_restricted_networks */
 	struct smtpd_client *cl;	/* NULL for local clients */
 
 	/* the session */
@@ -209,6 +214,7 @@ void	smtpd_client_put(struct smtpd_client **);
 /* policy.c */
 int	smtpd_policy_init(struct cfg *, struct buf *errs);
 int	smtpd_policy_is_mynetworks(const struct sockaddr *);
+int	smtpd_policy_is_restricted(const struct sockaddr *);
 /* smtpd_policy_client - MAIL: 1 may send, 0 refused (r) */
 int	smtpd_policy_client(struct smtpd_session *, struct reply *r);
 /* smtpd_policy_rcpt - 1 accepted, 0 refused (r), -1 temporary (r) */

@@ -58,7 +58,7 @@ check "posta check prints nothing when all is well" \
     [ ! -s "$T/out" -a ! -s "$T/err" ]
 run "$good" check -v
 check "posta check -v sums up" \
-    grep -q "^posta: $good is valid: 2 files, 4 services" "$T/out"
+    grep -q "^posta: $good is valid: 3 files, 5 services" "$T/out"
 
 # every documented default, uncommented, is accepted (paths set after)
 all=$T/all

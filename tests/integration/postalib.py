@@ -268,13 +268,34 @@ def start_with_listener(argv, lsock, env=None, **popen_kw):
                             env=env, pass_fds=(fd,), **popen_kw)
 
 
+def maildir_files(d):
+    """The files of Maildir folder d (new/, cur/...), oldest first."""
+    out = []
+    try:
+        for n in os.listdir(d):
+            try:
+                out.append((os.stat(os.path.join(d, n)).st_mtime_ns, n))
+            except OSError:
+                continue
+    except OSError:
+        return []
+    return [os.path.join(d, n) for _, n in sorted(out)]
+
+
 class Posta:
     """One posta instance in a temporary directory."""
 
     def __init__(self, name="posta", domain="example.test",
                  hostname="mx.example.test", posta_conf="", master_extra="",
                  users="", aliases="", services=None, extra_ports=(),
-                 program_conf=None):
+                 program_conf=None, listen="127.0.0.1", ports=None,
+                 tls_dir=None, tls_server="server"):
+        """listen: the address of the inet services ({listen} in services
+        and master_extra); ports: fixed ports by service name instead of
+        free ones (e.g. {"smtp": 25} on a lab address); tls_dir: copy the
+        certificates of this mkcerts.sh directory (one CA shared by
+        several instances) instead of making new ones; tls_server: the
+        base name of the pair there used as tls_cert_file/tls_key_file."""
         self.tmp = tempfile.mkdtemp(prefix="posta-%s." % name)
         os.chmod(self.tmp, 0o755)
         self.etc = os.path.join(self.tmp, "etc")
@@ -284,15 +305,21 @@ class Posta:
         self.logfile = os.path.join(self.logdir, "posta.log")
         self.domain = domain
         self.hostname = hostname
+        self.listen = listen
+        self.tls_server = tls_server
         for d in (self.etc, self.mail, self.logdir):
             os.makedirs(d)
         self.certs = os.path.join(self.etc, "tls")
-        subprocess.run(["sh", MKCERTS, self.certs], check=True,
-                       stdout=subprocess.DEVNULL)
+        if tls_dir is not None:
+            shutil.copytree(tls_dir, self.certs)
+        else:
+            subprocess.run(["sh", MKCERTS, self.certs], check=True,
+                           stdout=subprocess.DEVNULL)
         self.ports = {"smtp": free_port(), "submission": free_port(),
                       "submissions": free_port()}
         for name in extra_ports:
             self.ports[name] = free_port()
+        self.ports.update(ports or {})
         self.proc = None
         self._write_conf(posta_conf, master_extra, users, aliases, services)
         for prog, text in (program_conf or {}).items():
@@ -305,6 +332,7 @@ class Posta:
             for f in os.listdir(self.certs):
                 os.chmod(os.path.join(self.certs, f), 0o644)
             os.chmod(os.path.join(self.certs, "server.key"), 0o600)
+            os.chmod(os.path.join(self.certs, tls_server + ".key"), 0o600)
 
     def _write_conf(self, posta_conf, master_extra, users, aliases, services):
         owner = "posta" if os.geteuid() == 0 else os.environ.get("USER")
@@ -321,20 +349,20 @@ mail_owner = {owner}
 maillog_file = {log}
 user_database = file:{etc}/users
 alias_maps = file:{etc}/aliases
-tls_cert_file = {etc}/tls/server.pem
-tls_key_file = {etc}/tls/server.key
+tls_cert_file = {etc}/tls/{crt}.pem
+tls_key_file = {etc}/tls/{crt}.key
 tls_ca_file = {etc}/tls/ca.pem
 master_restart_delay = 0
 {extra}
 """.format(host=self.hostname, dom=self.domain, q=self.queue, bin=BIN,
                 mail=self.mail, owner=owner, log=self.logfile, etc=self.etc,
-                extra=posta_conf))
+                extra=posta_conf, crt=self.tls_server))
         if services is None:
-            services = """smtp        inet 127.0.0.1:{smtp} 1 smtpd
-submission  inet 127.0.0.1:{submission} 1 smtpd
+            services = """smtp        inet {listen}:{smtp} 1 smtpd
+submission  inet {listen}:{submission} 1 smtpd
     -o smtpd_tls_security_level=encrypt -o smtpd_sasl_auth_enable=yes
     -o smtpd_client_restrictions=permit_sasl_authenticated,reject
-submissions inet 127.0.0.1:{submissions} 1 smtpd
+submissions inet {listen}:{submissions} 1 smtpd
     -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes
     -o smtpd_client_restrictions=permit_sasl_authenticated,reject
 submit      unix public/submit 1 smtpd -o smtpd_local_submit=yes
@@ -342,8 +370,8 @@ qmgr        unix private/qmgr 1 qmgr
 local       unix private/local 1 local
 """
         with open(os.path.join(self.etc, "master.conf"), "w") as f:
-            f.write(services.format(**self.ports))
-            f.write(master_extra.format(**self.ports))
+            f.write(services.format(listen=self.listen, **self.ports))
+            f.write(master_extra.format(listen=self.listen, **self.ports))
         with open(os.path.join(self.etc, "users"), "w") as f:
             f.write(DEMO_HASH.replace("example.test", self.domain) + "\n")
             f.write(users)
@@ -368,7 +396,7 @@ local       unix private/local 1 local
                                (self.proc.returncode, self.log()))
         for port in self.ports.values():
             try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                socket.create_connection((self.listen, port), 0.2).close()
             except OSError:
                 return False
         return os.path.exists(os.path.join(self.queue, "private", "local"))
@@ -445,17 +473,8 @@ local       unix private/local 1 local
     def mails(self, user="demo", domain=None, folder="new"):
         """The files of a Maildir folder, oldest first (by delivery time:
         the names' M<usec> part does not sort as text)."""
-        d = os.path.join(self.maildir(user, domain), folder)
-        out = []
-        try:
-            for n in os.listdir(d):
-                try:
-                    out.append((os.stat(os.path.join(d, n)).st_mtime_ns, n))
-                except OSError:
-                    continue
-        except OSError:
-            return []
-        return [os.path.join(d, n) for _, n in sorted(out)]
+        return maildir_files(os.path.join(self.maildir(user, domain),
+                                          folder))
 
     def wait_mails(self, count, user="demo", domain=None, timeout=20):
         wait_until(lambda: len(self.mails(user, domain)) >= count, timeout)

@@ -77,6 +77,7 @@ class FakeLocal:
         self.delivered = []         # (id, addr, sender, content)
         self.active = 0
         self.max_active = 0
+        self.starts = []            # time.monotonic() of each request
         fake = self
 
         class Handler(socketserver.BaseRequestHandler):
@@ -110,6 +111,7 @@ class FakeLocal:
         with self.lock:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
+            self.starts.append(time.monotonic())
         try:
             if self.delay:
                 time.sleep(self.delay)
@@ -353,7 +355,7 @@ try:
        "nrcpt=2 (queue active)" in lt and removed_logged(qid),
        "log: from=<...>, size=, nrcpt=2 (queue active) and removed", lt)
 
-    # ---- 2. smtp is not there yet: deferred with 4.4.1 ----
+    # ---- 2. the smtp agent is not running: deferred with 4.3.0 ----
     qid = mkq("s@example.test", "x@remote.test")
     new(qid)
     ok(wait(lambda: where(qid) == ["deferred"]),
@@ -361,14 +363,17 @@ try:
     env, content, status = parse_queue_file(
         os.path.join(QDIR, "deferred", qid))
     ok(status and status[-1]["status"] == "deferred" and
-       status[-1]["dsn"] == "4.4.1" and
-       status[-1]["reason"] == "smtp transport not available" and
+       status[-1]["dsn"] == "4.3.0" and
+       status[-1]["reason"].startswith("delivery temporarily suspended: "
+                                       "connect private/smtp") and
        int(status[-1]["next_try"]) > 0,
-       "the status record says why (4.4.1) and when to retry", status)
-    ok(wait(lambda: ("%s: to=<x@remote.test>, relay=none, delay=" % qid)
+       "the status record says why (4.3.0, agent unreachable) and when "
+       "to retry", status)
+    ok(wait(lambda: ("%s: to=<x@remote.test>, relay=smtp, delay=" % qid)
             in log_text()) and
-       "dsn=4.4.1, status=deferred (smtp transport not available)"
-       in log_text(), "log: to=<..>, relay=none, ..., status=deferred")
+       "dsn=4.3.0, status=deferred (delivery temporarily suspended: "
+       "connect private/smtp" in log_text(),
+       "log: to=<..>, relay=smtp, ..., status=deferred")
     st, d = ipc("delete", id=qid)
     ok(st == 0 and wait(lambda: gone(qid)) and removed_logged(qid),
        "delete id= removes a deferred message", d)
@@ -658,6 +663,24 @@ try:
     ok(wait(drained, 30), "12 waiting messages delivered after a start")
     ok(0 < most[0] <= 3, "qmgr_message_active_limit = 3 holds (at most %d "
        "in active/)" % most[0])
+    LOCAL.delay = 0
+
+    # ---- 14b. a rate delay per destination ----
+    stop_qmgr()
+    LOCAL.delay = 0.1
+    LOCAL.max_active = 0
+    ids = [mkq("s@example.test", "r%d@example.test" % i) for i in range(3)]
+    log_mark = len(log_text())
+    first = len(LOCAL.starts)
+    start_qmgr(["-o", "default_destination_rate_delay=1s"])
+    ok(wait(lambda: all(gone(q) for q in ids), 20),
+       "3 messages delivered with a rate delay of 1s")
+    st = LOCAL.starts[first:]
+    gaps = [b - a for a, b in zip(st, st[1:])]
+    ok(len(st) == 3 and all(g >= 0.95 for g in gaps),
+       "deliveries to one destination start 1s apart", gaps)
+    ok(LOCAL.max_active == 1, "one at a time under a rate delay (max %d)" %
+       LOCAL.max_active)
     LOCAL.delay = 0
 
     # ---- 15. SIGTERM: orderly stop ----

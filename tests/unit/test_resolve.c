@@ -142,6 +142,63 @@ mkcfg(const char *const *settings)
 }
 
 static void
+test_relayhost(void **state)
+{
+	char tm[128];
+	const char *set[] = { "mydomain = example.test",
+	    "mydestination = $mydomain", "relay_domains = dept.test, other.test",
+	    "relayhost = [smart.example.test]:587", tm, NULL };
+	const char *bad[] = { "relayhost = [smart.test", NULL };
+	const char *good[] = { "", "host.test", "host.test:25", "[host.test]",
+	    "[192.0.2.1]:2525", "[2001:db8::1]", NULL };
+	const char *hostile[] = { "[", "[]", ":25", "host:", "host:0",
+	    "host:65536", "[host]x", "ho st", "host:25:26", "a\n",
+	    "[host]:99999999999999999999", NULL };
+	struct resolve_result rr;
+	struct resolve *res;
+	struct buf errs;
+	struct reply r;
+	struct cfg *c;
+	size_t i;
+
+	(void)state;
+	for (i = 0; good[i] != NULL; i++)
+		assert_int_equal(resolve_nexthop_ok(good[i]), 0);
+	for (i = 0; hostile[i] != NULL; i++)
+		assert_int_equal(resolve_nexthop_ok(hostile[i]), -1);
+
+	buf_init(&errs, 0);
+	c = mkcfg(bad);
+	assert_null(resolve_new(c, &errs));
+	assert_non_null(strstr(buf_cstr(&errs), "relayhost"));
+	cfg_free(&c);
+
+	write_file("transport2", "routed.test smtp:[inside.routed.test]\n");
+	(void)snprintf(tm, sizeof(tm), "transport_maps = file:%s/transport2",
+	    tdir);
+	c = mkcfg(set);
+	res = resolve_new(c, &errs);
+	assert_non_null(res);
+	/* other domains go to the relay host */
+	assert_int_equal(resolve_addr(res, "a@far.test", &rr, &r), 0);
+	assert_string_equal(rr.transport, "smtp");
+	assert_string_equal(rr.nexthop, "[smart.example.test]:587");
+	assert_string_equal(rr.dest, "[smart.example.test]:587");
+	/* local mail, relay_domains and transport_maps entries do not */
+	assert_int_equal(resolve_addr(res, "a@example.test", &rr, &r), 0);
+	assert_string_equal(rr.nexthop, "");
+	assert_string_equal(rr.transport, "local");
+	assert_int_equal(resolve_addr(res, "a@Dept.Test", &rr, &r), 0);
+	assert_string_equal(rr.nexthop, "");
+	assert_string_equal(rr.dest, "dept.test");
+	assert_int_equal(resolve_addr(res, "a@routed.test", &rr, &r), 0);
+	assert_string_equal(rr.nexthop, "[inside.routed.test]");
+	resolve_free(&res);
+	cfg_free(&c);
+	buf_deinit(&errs);
+}
+
+static void
 test_resolve_bad_settings(void **state)
 {
 	char tm[128];
@@ -362,6 +419,7 @@ main(void)
 		cmocka_unit_test(test_domain_list),
 		cmocka_unit_test(test_resolve_bad_settings),
 		cmocka_unit_test(test_resolve_addr),
+		cmocka_unit_test(test_relayhost),
 		cmocka_unit_test(test_backoff_hostile),
 		cmocka_unit_test(test_backoff_schedule),
 		cmocka_unit_test(test_backoff_expiry_and_warning),

@@ -35,7 +35,7 @@ import netlab  # noqa: E402
 netlab.enter()
 
 from netlab import ADDR, Lab, agent_built, check_content, content  # noqa
-from postalib import run_main  # noqa: E402
+from postalib import run_main, write_file  # noqa: E402
 
 POLICY_A = """a.test verify
 b.test verify
@@ -43,8 +43,9 @@ two.test verify
 pf.test verify
 notls.test encrypt
 """
-POLICY_B = "a.test verify\n"
-B_USERS = ("fallback@two.test:{PLAIN}fallbackpw\n"
+POLICY_B = "a.test verify\n[mx.a.test]:25 verify\n"
+B_USERS = ("boss@dept.test:{PLAIN}bosspw\n"
+           "fallback@two.test:{PLAIN}fallbackpw\n"
            "plain@aonly.test:{PLAIN}plainpw\n"
            "retry@b.test:{PLAIN}retrypw\n")
 
@@ -463,6 +464,56 @@ def scn_tempfail(tap, lab, a, b, pf):
            a.posta("queue", "list").stdout)
 
 
+def scn_relay_domain(tap, lab, a, b, pf):
+    # A is the MX in front of a department's own server (B): dept.test
+    # is one of A's relay_domains, with its valid recipients in a table
+    # and its mail sent to the inside host by transport_maps
+    what = "relay domain dept.test"
+    before = len(b.mails("boss", "dept.test"))
+    try:
+        refused = netlab.send(a.listen, 25, "someone@pf.test",
+                              ["boss@dept.test", "stranger@dept.test"],
+                              b"Subject: to the department\r\n\r\nhi\r\n",
+                              lab.ca, tls_name=a.hostname)
+    except (OSError, smtplib.SMTPException) as e:
+        refused = str(e)
+    tap.ok(isinstance(refused, dict) and list(refused) ==
+           ["stranger@dept.test"] and refused["stranger@dept.test"][0] ==
+           550, "%s: A takes the listed recipient and refuses the other "
+           "with 550" % what, refused)
+    files = b.wait_mails(before + 1, "boss", "dept.test",
+                         timeout=OUTCOME[0])
+    outcome(len(files) > before)
+    tap.eq(len(files), before + 1, "%s: forwarded to the inside host (B) "
+           "and delivered there" % what, a.log()[-3000:])
+    tap.ok(sent_line(a, "boss@dept.test", "mx.b.test[10.0.2.1]:25"),
+           "%s: A's line: relay=mx.b.test[10.0.2.1]:25 (transport_maps "
+           "smtp:[mx.b.test]), status=sent" % what, a.log()[-3000:])
+
+
+def scn_relayhost(tap, lab, a, b, pf):
+    # B sends everything that is not its own through relayhost
+    # [mx.a.test]:25; A, the smart host (B is in its mynetworks), passes
+    # it on by MX
+    what = "relayhost"
+    rcpt = "user@pf.test"
+    before = len(pf.mails(rcpt))
+    refused = submit(lab, b, "demo@b.test", "demo", [rcpt],
+                     b"Subject: via the smart host\r\n\r\nhello\r\n")
+    tap.eq(refused, {}, "%s: submission at B accepted" % what)
+    files = pf.wait_mails(rcpt, before + 1, timeout=OUTCOME[0])
+    outcome(len(files) > before)
+    tap.eq(len(files), before + 1, "%s: B -> A -> Postfix arrives" % what,
+           b.log()[-3000:])
+    lines = sent_line(b, rcpt, "mx.a.test[10.0.1.1]:25")
+    tap.ok(lines and "tls=verified" in lines[-1], "%s: B's line: "
+           "relay=mx.a.test[10.0.1.1]:25, not pf.test's MX; TLS verified"
+           % what, b.log()[-3000:])
+    tap.ok(sent_line(a, rcpt, "mx.pf.test[10.0.3.1]:25"),
+           "%s: A's line: relay=mx.pf.test[10.0.3.1]:25" % what,
+           a.log()[-3000:])
+
+
 AGENT_SCENARIOS = [
     ("A -> B via MX lookup, STARTTLS verified, content intact", scn_a_to_b),
     ("B -> A via MX lookup, STARTTLS verified, content intact", scn_b_to_a),
@@ -476,6 +527,8 @@ AGENT_SCENARIOS = [
      scn_encrypt),
     ("temporary failure (B down), then success after posta queue flush",
      scn_tempfail),
+    ("relay domain forwarded to the inside host", scn_relay_domain),
+    ("relayhost used for other domains", scn_relayhost),
     ("DNS server down -> deferred 4.4.3", scn_dns_down),
 ]
 
@@ -488,9 +541,21 @@ def main(tap):
         lab.start_dns()
         test_dns(tap, lab)
         a = lab.posta("a", "a.test", tls_policy=POLICY_A,
-                      posta_conf="dns_timeout = 3s\n")
-        b = lab.posta("b", "b.test", domains=("two.test", "aonly.test"),
-                      users=B_USERS, tls_policy=POLICY_B)
+                      posta_conf="dns_timeout = 3s\n"
+                      "mynetworks = 127.0.0.0/8, %s/32\n"
+                      "relay_domains = dept.test\n" % ADDR["b"] +
+                      "relay_recipient_maps = "
+                      "file:$config_directory/relay_recipients\n",
+                      qmgr_conf="transport_maps = "
+                      "file:$config_directory/transport\n")
+        write_file(os.path.join(a.etc, "relay_recipients"),
+                   "boss@dept.test ok\n")
+        write_file(os.path.join(a.etc, "transport"),
+                   "dept.test smtp:[mx.b.test]\n")
+        b = lab.posta("b", "b.test",
+                      domains=("two.test", "aonly.test", "dept.test"),
+                      users=B_USERS, tls_policy=POLICY_B,
+                      posta_conf="relayhost = [mx.a.test]:25\n")
         pf = lab.postfix()
         a.start()
         b.start()

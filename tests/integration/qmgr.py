@@ -683,6 +683,27 @@ try:
        LOCAL.max_active)
     LOCAL.delay = 0
 
+    # ---- 14c. smtp's scheduling limits come from smtp.conf too ----
+    stop_qmgr()
+    with open(os.path.join(ETC, "smtp.conf"), "w") as f:
+        f.write("smtp_destination_rate_delay = 7s\n"
+                "smtp_destination_recipient_limit = 9\n")
+    with open(os.path.join(ETC, "qmgr.conf"), "a") as f:
+        f.write("smtp_destination_recipient_limit = 3\n")
+    log_mark = len(log_text())
+    start_qmgr(["-o", "debug=yes"])
+    ok(wait(lambda: "transport smtp: 100 at once, 1 per destination, 9 "
+            "recipients per request, rate delay 7000ms" in log_text()),
+       "qmgr reads smtp.conf: its smtp_destination_* settings win over "
+       "qmgr.conf", [x for x in log_text().splitlines()
+                     if "transport smtp:" in x])
+    ok("transport local: 100 at once, 2 per destination" in log_text(),
+       "... and leave the other transports alone")
+    os.unlink(os.path.join(ETC, "smtp.conf"))
+    stop_qmgr()
+    log_mark = len(log_text())
+    start_qmgr()
+
     # ---- 15. SIGTERM: orderly stop ----
     rc = stop_qmgr()
     ok(rc == 0 and "stopped" in log_text(), "SIGTERM stops qmgr, exit 0",

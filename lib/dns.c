@@ -46,7 +46,27 @@ struct dns {
 	bool		 in_process;	/* inside dns_on_fd()'s ub_process */
 	bool		 dying;		/* dns_free() called from a callback */
 	struct dns_query *queries;	/* every live handle */
+	struct dns_cent	*cache;		/* DNS_CACHE_SLOTS answers */
 };
+
+/*
+ * The answer cache in front of libunbound: libunbound caches too, but
+ * each of its answers costs a round trip through its resolver thread;
+ * a client name (PTR, then A) per SMTP connection made that a visible
+ * part of smtpd's time.  Direct-mapped by (name, type), DNS_CACHE_SLOTS
+ * slots; an answer is kept for its TTL (at most DNS_CACHE_TTL_MAX
+ * seconds) and never when the TTL is 0 or the status is a failure of
+ * the moment (DNS_TEMPFAIL) or a bad query (DNS_PERMFAIL).
+ */
+#define DNS_CACHE_SLOTS		512
+#define DNS_CACHE_TTL_MAX	86400
+
+struct dns_cent {
+	int64_t		 expires;	/* ms, ev_clock_ms() */
+	struct dns_answer *ans;		/* NULL: empty */
+};
+
+static void	dns_cache_clear(struct dns *);
 
 /* an answer and the text its why points to, freed as one block */
 struct dns_answer_blk {
@@ -167,6 +187,33 @@ dns_answer_free(struct dns_answer **ap)
 	free(a->rr);
 	free(a);	/* the dns_answer_blk: a is its first member */
 	*ap = NULL;
+}
+
+static struct dns_answer *
+dns_answer_dup(const struct dns_answer *a)
+{
+	const struct dns_answer_blk *from = (const struct dns_answer_blk *)a;
+	struct dns_answer_blk *b = xcalloc(1, sizeof(*b));
+	size_t i;
+
+	*b = *from;
+	b->a.why = b->why;
+	b->a.rr = NULL;
+	if (a->n > 0) {
+		b->a.rr = xcalloc(a->n, sizeof(*b->a.rr));
+		for (i = 0; i < a->n; i++) {
+			b->a.rr[i] = a->rr[i];
+			if (a->rr[i].name != NULL)
+				b->a.rr[i].name = xstrdup(a->rr[i].name);
+			if (a->rr[i].text != NULL) {
+				b->a.rr[i].text = xmalloc(a->rr[i].text_len +
+				    1);
+				memcpy(b->a.rr[i].text, a->rr[i].text,
+				    a->rr[i].text_len + 1);
+			}
+		}
+	}
+	return &b->a;
 }
 
 /* ---- the packet parser ---- */
@@ -487,6 +534,7 @@ dns_new(struct cfg *cfg, struct ev *ev, struct buf *errs)
 
 	d->ev = ev;
 	d->fd = -1;
+	d->cache = xcalloc(DNS_CACHE_SLOTS, sizeof(*d->cache));
 	d->timeout_s = (int)cfg_int(cfg, "dns_timeout");
 	if ((d->ctx = ub_ctx_create()) == NULL) {
 		(void)buf_puts(errs, "dns: cannot create a libunbound "
@@ -562,6 +610,8 @@ dns_destroy(struct dns *d)
 	if (d->watching && d->ev != NULL)
 		ev_fd_clear(d->ev, d->fd);
 	ub_ctx_delete(d->ctx);
+	dns_cache_clear(d);
+	free(d->cache);
 	free(d);
 }
 
@@ -581,6 +631,72 @@ dns_free(struct dns **dp)
 		d->dying = true;
 	else
 		dns_destroy(d);
+}
+
+/* ---- the answer cache ---- */
+
+static void
+dns_cache_clear(struct dns *d)
+{
+	size_t i;
+
+	if (d->cache == NULL)
+		return;
+	for (i = 0; i < DNS_CACHE_SLOTS; i++)
+		dns_answer_free(&d->cache[i].ans);
+}
+
+static struct dns_cent *
+dns_cache_slot(struct dns *d, const char *qname, int type)
+{
+	uint32_t h = 2166136261u ^ (uint32_t)type;
+
+	for (; *qname != '\0'; qname++)
+		h = (h ^ (unsigned char)*qname) * 16777619u;
+	return &d->cache[h % DNS_CACHE_SLOTS];
+}
+
+/* dns_cache_get - a copy of the fresh answer for qname/type, or NULL */
+static struct dns_answer *
+dns_cache_get(struct dns *d, const char *qname, int type)
+{
+	struct dns_cent *c = dns_cache_slot(d, qname, type);
+	struct dns_answer *a;
+
+	if (c->ans == NULL || c->ans->qtype != type ||
+	    strcmp(c->ans->qname, qname) != 0)
+		return NULL;
+	if (ev_clock_ms() >= c->expires) {
+		dns_answer_free(&c->ans);
+		return NULL;
+	}
+	a = dns_answer_dup(c->ans);
+	/* what is left of the TTL, rounded up */
+	a->ttl = (unsigned)((c->expires - ev_clock_ms() + 999) / 1000);
+	for (size_t i = 0; i < a->n; i++)
+		if (a->rr[i].ttl > a->ttl)
+			a->rr[i].ttl = a->ttl;
+	if (type == DNS_MX)
+		dns_mx_order(a);	/* equal preferences: a new draw */
+	return a;
+}
+
+/* dns_cache_put - keep a copy of a for its TTL, when it may be kept */
+static void
+dns_cache_put(struct dns *d, const struct dns_answer *a)
+{
+	struct dns_cent *c;
+	unsigned ttl = a->ttl;
+
+	if (ttl == 0 || a->qname[0] == '\0' || (a->status != DNS_OK &&
+	    a->status != DNS_NXDOMAIN && a->status != DNS_NODATA))
+		return;
+	if (ttl > DNS_CACHE_TTL_MAX)
+		ttl = DNS_CACHE_TTL_MAX;
+	c = dns_cache_slot(d, a->qname, a->qtype);
+	dns_answer_free(&c->ans);
+	c->ans = dns_answer_dup(a);
+	c->expires = ev_clock_ms() + (int64_t)ttl * 1000;
 }
 
 /* ---- async queries ---- */
@@ -725,6 +841,7 @@ dns_ub_done(void *arg, int err, struct ub_result *res)
 	d->n_async--;
 	dns_watch(d);
 	a = dns_result(q->name, q->type, err, res);
+	dns_cache_put(d, a);
 	if (d->in_lookup)	/* not from inside dns_lookup() */
 		dns_later(q, a);
 	else {
@@ -758,6 +875,7 @@ dns_on_fd(struct ev *ev, int fd, int events, void *arg)
 struct dns_query *
 dns_query(struct dns *d, const char *name, int type, dns_cb *cb, void *arg)
 {
+	struct dns_answer *a;
 	struct dns_query *q;
 	int err;
 
@@ -772,6 +890,10 @@ dns_query(struct dns *d, const char *name, int type, dns_cb *cb, void *arg)
 		dns_later(q, dns_answer_new(NULL, type, DNS_PERMFAIL,
 		    "%s", dns_type_ok(type) ? "bad domain name" :
 		    "bad query type"));
+		return q;
+	}
+	if ((a = dns_cache_get(d, q->name, type)) != NULL) {
+		dns_later(q, a);
 		return q;
 	}
 	err = ub_resolve_async(d->ctx, q->name, type, DNS_CLASS_IN, q,
@@ -831,6 +953,8 @@ dns_lookup(struct dns *d, const char *name, int type,
 		    dns_type_ok(type) ? "bad domain name" : "bad query type");
 		return 0;
 	}
+	if ((*ans_r = dns_cache_get(d, qname, type)) != NULL)
+		return 0;
 	memset(&s, 0, sizeof(s));
 	s.name = qname;
 	s.type = type;
@@ -867,6 +991,7 @@ dns_lookup(struct dns *d, const char *name, int type,
 				    ub_strerror(err));
 		}
 	}
+	dns_cache_put(d, s.ans);
 	*ans_r = s.ans;
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -392,12 +393,120 @@ queue_recycle(const char *qdir, const char *path)
 	return unlink(path);
 }
 
+/*
+ * Queue IDs are unique across every process that writes to the queue
+ * (smtpd processes, qmgr and local queueing notices): their time part
+ * comes from one counter shared through a small file mapped by every
+ * writer, incoming/.idseq, which holds the last microsecond handed out.
+ * Each new ID takes max(now, last + 1) with an atomic compare-and-swap,
+ * so IDs strictly increase across processes and two writers never build
+ * the same one, however long either is descheduled between building the
+ * ID and creating its file.  (Per-process counters did not suffice: two
+ * smtpd processes could build one ID in the same microsecond; when one
+ * was preempted until the other had committed its file, O_EXCL on the
+ * .tmp name no longer saw the clash and the second rename replaced the
+ * first message.)  Without the file (it cannot be created or mapped)
+ * the counter is per process and a warning is logged once.
+ */
+static struct {
+	uint64_t *seq;		/* the mapped counter, or NULL */
+	char	 qdir[1024];	/* the queue directory it belongs to */
+	uint64_t local;		/* fallback: per process */
+	bool	 warned;
+} qseq;
+
+static void
+queue_seq_map(const char *qdir)
+{
+	char path[1100], dir[1100];
+	struct stat st, dst;
+	void *p;
+	int fd;
+
+	if (qseq.seq != NULL) {
+		if (strcmp(qseq.qdir, qdir) == 0)
+			return;
+		(void)munmap(qseq.seq, sizeof(*qseq.seq));
+		qseq.seq = NULL;
+	}
+	(void)snprintf(qseq.qdir, sizeof(qseq.qdir), "%s", qdir);
+	if (snprintf(dir, sizeof(dir), "%s/%s", qdir,
+	    queue_dirs[QUEUE_INCOMING]) >= (int)sizeof(dir) ||
+	    snprintf(path, sizeof(path), "%s/%s", dir, QUEUE_SEQ_FILE) >=
+	    (int)sizeof(path))
+		goto fail;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		goto fail;
+	/* made by root (a tool): give it to the queue's owner */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (geteuid() == 0 && stat(dir, &dst) == 0 &&
+	    (st.st_uid != dst.st_uid || st.st_gid != dst.st_gid) &&
+	    fchown(fd, dst.st_uid, dst.st_gid) < 0) ||
+	    (st.st_size < (off_t)sizeof(uint64_t) &&
+	    ftruncate(fd, sizeof(uint64_t)) < 0)) {
+		(void)close(fd);
+		goto fail;
+	}
+	p = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED,
+	    fd, 0);
+	(void)close(fd);
+	if (p == MAP_FAILED)
+		goto fail;
+	qseq.seq = p;
+	return;
+fail:
+	if (!qseq.warned)
+		log_warn("cannot map %s/%s/%s (%s): queue IDs are unique "
+		    "within this process only", qdir,
+		    queue_dirs[QUEUE_INCOMING], QUEUE_SEQ_FILE,
+		    strerror(errno));
+	qseq.warned = true;
+}
+
+/* queue_seq_next - the next microsecond time for an ID (see above) */
+static uint64_t
+queue_seq_next(const char *qdir)
+{
+	struct timeval tv;
+	uint64_t now, old, next;
+
+	(void)gettimeofday(&tv, NULL);
+	now = (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+	queue_seq_map(qdir);
+	if (qseq.seq == NULL) {
+		next = now > qseq.local ? now : qseq.local + 1;
+		qseq.local = next;
+		return next;
+	}
+	old = __atomic_load_n(qseq.seq, __ATOMIC_ACQUIRE);
+	do
+		next = now > old ? now : old + 1;
+	while (!__atomic_compare_exchange_n(qseq.seq, &old, next, false,
+	    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+	return next;
+}
+
+int
+queue_id_new(const char *qdir, char *id, time_t *arrival_r)
+{
+	uint64_t usec;
+
+	(void)pthread_mutex_lock(&queue_new_lock);
+	usec = queue_seq_next(qdir);
+	(void)pthread_mutex_unlock(&queue_new_lock);
+	queue_id_make(id, usec, 0);
+	if (arrival_r != NULL)
+		*arrival_r = (time_t)(usec / 1000000);
+	return 0;
+}
+
 struct queue_writer *
 queue_writer_new(const char *qdir, struct queue_env *env, struct reply *r)
 {
 	struct queue_writer *w = xcalloc(1, sizeof(*w));
 	static unsigned counter;	/* atomic: local writes from threads */
-	struct timeval tv;
+	struct timeval tv = { 0, 0 };
 	uint64_t usec;
 	size_t off;
 	unsigned i;
@@ -409,9 +518,10 @@ queue_writer_new(const char *qdir, struct queue_env *env, struct reply *r)
 		log_panic("queue_writer_new: %zu recipients", env->nrcpt);
 	(void)pthread_mutex_lock(&queue_new_lock);
 	for (i = 0; i < 64 && w->fd < 0; i++) {
-		(void)gettimeofday(&tv, NULL);
-		usec = (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
-		queue_id_make(env->id, usec,
+		usec = queue_seq_next(qdir);
+		tv.tv_sec = (time_t)(usec / 1000000);
+		/* the suffix only matters without the shared counter */
+		queue_id_make(env->id, usec, qseq.seq != NULL ? 0 :
 		    (unsigned)getpid() +
 		    __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
 		if (queue_path(w->final, sizeof(w->final), qdir,

@@ -7,10 +7,14 @@
  * retry), hold/ (held by the admin), corrupt/ (could not be parsed).
  * A message is one file, named by its queue ID, in exactly one of them.
  *
- * Queue ID: QUEUE_ID_LEN characters from [0-9A-Z]: ten of the arrival
- * time in microseconds (base 32, so IDs sort by arrival) and two more
- * that make it unique: files are created with O_EXCL and the next
- * suffix is tried on a clash.
+ * Queue ID: QUEUE_ID_LEN characters from [0-9A-Z]: eleven of the
+ * arrival time in microseconds (base 32, so IDs sort by arrival) and a
+ * suffix.  The time comes from one counter that every writing process
+ * shares through incoming/.idseq (mapped; never remove it while posta
+ * runs), so IDs strictly increase across processes and are unique;
+ * files are still created with O_EXCL.  queue_id_new(qdir, id,
+ * &arrival) hands out the next ID without a file (arrival NULL or the
+ * seconds of its time); 0.
  *
  * Queue file: a sequence of attr records (attr.h), read by that one
  * decoder:
@@ -61,6 +65,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "attr.h"
 #include "buf.h"
@@ -73,6 +78,7 @@
 #define QUEUE_FREE_DIR		"free"	/* spent files kept for reuse */
 #define QUEUE_FREE_MAX		1000	/* at most this many kept */
 #define QUEUE_FREE_BATCH	64	/* names a writer caches */
+#define QUEUE_SEQ_FILE		".idseq"	/* in incoming/: see below */
 
 enum queue_dir {
 	QUEUE_INCOMING,
@@ -186,6 +192,7 @@ int	queue_hold_append(int fd, struct queue_env *env, bool held);
  * files already; 0 or -1 (errno, as unlink(2))
  */
 int	queue_recycle(const char *qdir, const char *path);
+int	queue_id_new(const char *qdir, char *id, time_t *arrival_r);
 /*
  * queue_rel_path_ok - 1 if path is "DIR/ID" with DIR a queue directory
  * other than corrupt/ and ID the queue ID id (a delivery request's

@@ -463,7 +463,9 @@ local       unix private/local 1 local
     def queue_ids(self, sub):
         d = os.path.join(self.queue, sub)
         try:
-            return sorted(n for n in os.listdir(d) if not n.endswith(".tmp"))
+            # incoming/.idseq is the queue's ID counter, not a message
+            return sorted(n for n in os.listdir(d)
+                          if not n.endswith(".tmp") and n[0] != ".")
         except OSError:
             return []
 

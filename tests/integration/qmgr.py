@@ -291,7 +291,7 @@ def new(qid):
 
 def queue_empty():
     return all(not [x for x in os.listdir(os.path.join(QDIR, d))
-                    if not x.endswith(".tmp")]
+                    if not x.endswith(".tmp") and x[0] != "."]
                for d in ("incoming", "active", "deferred"))
 
 

@@ -592,7 +592,8 @@ try:
                            env=eenv)
         check("e2e: an unknown local user: EX_NOUSER with smtpd's reply",
               rc == EX_NOUSER and b"550 5.1.1" in err and
-              len(os.listdir(os.path.join(eq, "incoming"))) +
+              len([f for f in os.listdir(os.path.join(eq, "incoming"))
+                   if f[0] != "."]) +
               len(os.listdir(os.path.join(eq, "deferred"))) == 1,
               (rc, err))
         p = subprocess.run([os.path.join(bindir, "posta"), "queue", "hold",

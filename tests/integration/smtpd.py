@@ -73,7 +73,7 @@ def wait_log(pattern, timeout=5.0):
 
 def queue_files(tmp=False):
     try:
-        names = os.listdir(INCOMING)
+        names = [n for n in os.listdir(INCOMING) if n[0] != "."]
     except OSError:
         return set()
     return set(x for x in names if x.endswith('.tmp') == tmp)

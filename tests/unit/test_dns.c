@@ -734,6 +734,20 @@ test_cache(void **state)
 	dns_answer_free(&a);
 	dns_free(&d);
 
+	/* TTL 1: gone from the cache a second later */
+	assert_int_equal(dnsmasq_restart(&dm, RECORDS "local-ttl=1\n"), 0);
+	d = make_dns(dm.server, "1s", NULL);
+	assert_int_equal(dns_lookup(d, "aonly.test", DNS_A, &a), 0);
+	assert_int_equal(a->status, DNS_OK);
+	assert_int_equal(a->ttl, 1);
+	dns_answer_free(&a);
+	dnsmasq_stop(&dm);
+	(void)usleep(2500 * 1000);	/* libunbound counts in whole seconds */
+	assert_int_equal(dns_lookup(d, "aonly.test", DNS_A, &a), 0);
+	assert_int_equal(a->status, DNS_TEMPFAIL);
+	dns_answer_free(&a);
+	dns_free(&d);
+
 	/* TTL 0: not cached */
 	assert_int_equal(dnsmasq_restart(&dm, RECORDS), 0);
 	d = make_dns(dm.server, "2s", NULL);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "queue.h"
@@ -402,6 +403,81 @@ test_recycle(void **state)
 	queue_env_free(&env2);
 }
 
+/*
+ * IDs from several processes at once are unique and each process's
+ * increase: they come from the counter shared through incoming/.idseq.
+ * (Per-process counters made the same ID in two smtpd processes now and
+ * then, and the later rename replaced the first message.)
+ */
+#define ID_PROCS	4
+#define ID_EACH		40000
+
+static int
+id_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, QUEUE_ID_LEN);
+}
+
+static void
+test_ids_across_processes(void **state)
+{
+	char path[128], id[QUEUE_ID_LEN + 1], prev[QUEUE_ID_LEN + 1];
+	char (*all)[QUEUE_ID_LEN];
+	struct stat st;
+	size_t n = 0, i;
+	pid_t pid[ID_PROCS];
+	int k, status, fd;
+	FILE *f;
+
+	(void)state;
+	for (k = 0; k < ID_PROCS; k++) {
+		pid[k] = fork();
+		assert_true(pid[k] >= 0);
+		if (pid[k] == 0) {
+			snprintf(path, sizeof(path), "%s/ids.%d", qdir, k);
+			if ((f = fopen(path, "w")) == NULL)
+				_exit(2);
+			prev[0] = '\0';
+			for (i = 0; i < ID_EACH; i++) {
+				(void)queue_id_new(qdir, id, NULL);
+				if (!queue_id_ok(id) ||
+				    strcmp(id, prev) <= 0)
+					_exit(3);
+				memcpy(prev, id, sizeof(prev));
+				(void)fwrite(id, 1, QUEUE_ID_LEN, f);
+			}
+			_exit(fclose(f) == 0 ? 0 : 2);
+		}
+	}
+	for (k = 0; k < ID_PROCS; k++) {
+		assert_int_equal(waitpid(pid[k], &status, 0), pid[k]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	all = calloc(ID_PROCS * ID_EACH, sizeof(*all));
+	assert_non_null(all);
+	for (k = 0; k < ID_PROCS; k++) {
+		snprintf(path, sizeof(path), "%s/ids.%d", qdir, k);
+		fd = open(path, O_RDONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(read(fd, all[n], ID_EACH * QUEUE_ID_LEN),
+		    ID_EACH * QUEUE_ID_LEN);
+		n += ID_EACH;
+		(void)close(fd);
+		(void)unlink(path);
+	}
+	qsort(all, n, sizeof(*all), id_cmp);
+	for (i = 1; i < n; i++)
+		assert_true(memcmp(all[i - 1], all[i], QUEUE_ID_LEN) != 0);
+	free(all);
+	/* the shared counter lives in incoming/, owned like the queue */
+	snprintf(path, sizeof(path), "%s/%s/%s", qdir,
+	    queue_dir_name(QUEUE_INCOMING), QUEUE_SEQ_FILE);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 8);
+	assert_int_equal(st.st_mode & 0777, 0600);
+}
+
 static void
 test_write_error(void **state)
 {
@@ -425,6 +501,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_ids_across_processes),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_corrupt),

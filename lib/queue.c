@@ -23,6 +23,7 @@
 #include "strnum.h"
 
 #define QUEUE_WBUF		(64 * 1024)
+#define QUEUE_HEAD_GUESS	(16 * 1024)	/* first read of an envelope */
 #define QUEUE_SIZE_DIGITS	13
 #define QUEUE_REASON_MAX	1000
 
@@ -840,7 +841,8 @@ bad:
 	return -1;
 }
 
-/* queue_parse_head - the envelope record; *used_r = its length */
+/* queue_parse_head - the envelope record; *used_r = its length; 0, -1
+ * bad, -2 cut short by len */
 static int
 queue_parse_head(const void *data, size_t len, struct queue_env *env,
     size_t *used_r, const char **why_r)
@@ -854,7 +856,8 @@ queue_parse_head(const void *data, size_t len, struct queue_env *env,
 	if (rc == 1)
 		rc = queue_apply_env(rec, env, why_r) < 0 ? -1 : 1;
 	attr_rec_free(&rec);
-	return rc == 1 ? 0 : -1;
+	/* -2: the record goes on past len (env untouched) */
+	return rc == 1 ? 0 : rc == 0 ? -2 : -1;
 }
 
 /* queue_parse_tail - status records; env->good_end advanced by each */
@@ -935,16 +938,28 @@ queue_read(int fd, struct queue_env *env, const char **why_r,
 		*why_r = strerror(errno);
 		return -1;
 	}
-	headlen = (size_t)st.st_size < QUEUE_HEAD_MAX ? (size_t)st.st_size :
-	    QUEUE_HEAD_MAX;
-	buf = xmalloc(headlen + 1);
-	if (queue_pread_all(fd, buf, headlen, 0) < 0) {
-		*why_r = "read error";
+	/*
+	 * The envelope is nearly always small: read QUEUE_HEAD_GUESS bytes
+	 * first, not the whole content behind it (qmgr reads every file),
+	 * and the most the envelope may take only when that was too short.
+	 */
+	headlen = (size_t)st.st_size < QUEUE_HEAD_GUESS ? (size_t)st.st_size :
+	    QUEUE_HEAD_GUESS;
+	for (;;) {
+		buf = xmalloc(headlen + 1);
+		if (queue_pread_all(fd, buf, headlen, 0) < 0) {
+			*why_r = "read error";
+			free(buf);
+			return -1;
+		}
+		rc = queue_parse_head(buf, headlen, env, &used, why_r);
 		free(buf);
-		return -1;
+		if (rc != -2 || headlen == QUEUE_HEAD_MAX ||
+		    headlen == (size_t)st.st_size)
+			break;
+		headlen = (size_t)st.st_size < QUEUE_HEAD_MAX ?
+		    (size_t)st.st_size : QUEUE_HEAD_MAX;
 	}
-	rc = queue_parse_head(buf, headlen, env, &used, why_r);
-	free(buf);
 	if (rc < 0) {
 		*is_corrupt_r = true;
 		return -1;

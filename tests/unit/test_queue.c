@@ -180,6 +180,39 @@ test_roundtrip(void **state)
 	queue_env_free(&back);
 }
 
+/* an envelope larger than the first read (16 KiB): read whole anyway */
+static void
+test_large_envelope(void **state)
+{
+	struct queue_env *env = sample_env(), *back = queue_env_new();
+	char path[256], addr[128], content[128];
+	const char *why = NULL;
+	bool corrupt;
+	int fd, i;
+
+	(void)state;
+	for (i = 0; i < 600; i++) {
+		snprintf(addr, sizeof(addr), "recipient-number-%04d-with-a-"
+		    "rather-long-local-part@example.test", i);
+		(void)queue_env_add_rcpt(env, addr, NULL, 0);
+	}
+	write_message(env, path, sizeof(path));
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(queue_read(fd, back, &why, &corrupt), 0);
+	assert_true(back->content_offset > 16 * 1024);
+	assert_int_equal(back->nrcpt, 602);
+	assert_string_equal(back->rcpt[601].addr, "recipient-number-0599-with-"
+	    "a-rather-long-local-part@example.test");
+	assert_int_equal(pread(fd, content, back->content_size,
+	    (off_t)back->content_offset), (ssize_t)sizeof(body) - 1);
+	assert_memory_equal(content, body, sizeof(body) - 1);
+	close(fd);
+	unlink(path);
+	queue_env_free(&env);
+	queue_env_free(&back);
+}
+
 static void
 test_status(void **state)
 {
@@ -503,6 +536,7 @@ main(void)
 		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_ids_across_processes),
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_large_envelope),
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_corrupt),
 		cmocka_unit_test(test_large_content),

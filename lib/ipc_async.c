@@ -9,6 +9,8 @@
  * from a zero timer, so the callback never runs inside the call.
  */
 #include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,8 @@
 
 #define IPC_ASYNC_RETRY_MS	10
 #define IPC_ASYNC_CHUNK		16384
+#define IPC_ASYNC_POOL_MAX	64	/* idle connections kept, all paths */
+#define IPC_ASYNC_IDLE_MS	(60 * 1000)	/* kept this long at most */
 
 enum ipc_async_state {
 	IA_CONNECTING,
@@ -41,6 +45,8 @@ struct ipc_async {
 	struct buf in;
 	struct ev_timer *deadline, *retry;
 	int64_t	 end;		/* ev_now() deadline */
+	bool	 reused;	/* fd came from the pool */
+	bool	 reusable;	/* exactly one response read: may go back */
 	ipc_async_cb *cb;
 	void	*arg;
 	char	 err[160];
@@ -48,6 +54,85 @@ struct ipc_async {
 
 static void	ia_on_io(struct ev *, int, int, void *);
 static void	ia_on_retry(struct ev *, void *);
+
+/*
+ * Idle connections: a connection whose exchange ended with exactly one
+ * whole response is kept (per process, at most IPC_ASYNC_POOL_MAX, each
+ * for IPC_ASYNC_IDLE_MS) and the next call to the same path takes it
+ * instead of connecting: qmgr sends every delivery request this way.
+ * A kept connection the server has closed meanwhile is noticed before
+ * use (poll: readable or hung up) or, if it goes while the request is
+ * sent, before any byte of the response came: the call then starts
+ * over once on a new connection.  (A server only closes a connection
+ * between requests, or when it dies: then the request is repeated, as
+ * qmgr would repeat it later anyway.)
+ */
+static struct {
+	char	 path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int	 fd;
+	int64_t	 since;
+} pool[IPC_ASYNC_POOL_MAX];
+static size_t npool;
+
+static void
+pool_drop(size_t i)
+{
+	(void)close(pool[i].fd);
+	pool[i] = pool[--npool];
+}
+
+/* pool_get - a live idle connection to path, or -1 */
+static int
+pool_get(struct ev *ev, const char *path)
+{
+	struct pollfd pfd;
+	size_t i = npool;
+	int fd;
+
+	while (i-- > 0) {
+		if (ev_now(ev) - pool[i].since > IPC_ASYNC_IDLE_MS) {
+			pool_drop(i);
+			continue;
+		}
+		if (strcmp(pool[i].path, path) != 0)
+			continue;
+		fd = pool[i].fd;
+		pool[i] = pool[--npool];
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, 0) == 0)
+			return fd;
+		(void)close(fd);	/* closed by the server, or junk */
+	}
+	return -1;
+}
+
+static void
+pool_put(struct ev *ev, const char *path, int fd)
+{
+	size_t i = npool;
+
+	while (i-- > 0)
+		if (ev_now(ev) - pool[i].since > IPC_ASYNC_IDLE_MS)
+			pool_drop(i);
+	if (npool == IPC_ASYNC_POOL_MAX) {
+		(void)close(fd);
+		return;
+	}
+	(void)snprintf(pool[npool].path, sizeof(pool[npool].path), "%s",
+	    path);
+	pool[npool].fd = fd;
+	pool[npool].since = ev_now(ev);
+	npool++;
+}
+
+void
+ipc_async_pool_close(void)
+{
+	while (npool > 0)
+		pool_drop(npool - 1);
+}
 
 static void
 ia_free(struct ipc_async *ia)
@@ -74,7 +159,10 @@ ia_finish(struct ipc_async *ia, int status, const struct attr_rec *resp)
 	(void)snprintf(err, sizeof(err), "%s", ia->err);
 	if (ia->fd >= 0) {
 		ev_fd_clear(ia->ev, ia->fd);
-		(void)close(ia->fd);
+		if (status >= 0 && ia->reusable)
+			pool_put(ia->ev, ia->sun.sun_path, ia->fd);
+		else
+			(void)close(ia->fd);
 		ia->fd = -1;
 	}
 	ev_timer_cancel(ia->ev, &ia->deadline);
@@ -86,6 +174,22 @@ ia_finish(struct ipc_async *ia, int status, const struct attr_rec *resp)
 static void
 ia_fail(struct ipc_async *ia, const char *fmt, const char *detail)
 {
+	if (ia->reused && buf_len(&ia->in) == 0 && ia->fd >= 0 &&
+	    ia->deadline != NULL) {
+		/* a kept connection that was gone: once more, a new one */
+		ev_fd_clear(ia->ev, ia->fd);
+		(void)close(ia->fd);
+		ia->reused = false;
+		ia->off = 0;
+		ia->state = IA_CONNECTING;
+		ia->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		if (ia->fd >= 0) {
+			ev_timer_cancel(ia->ev, &ia->retry);
+			ia->retry = ev_timer_add(ia->ev, 0, ia_on_retry, ia);
+			return;
+		}
+	}
 	(void)snprintf(ia->err, sizeof(ia->err), fmt, detail);
 	ia_finish(ia, -1, NULL);
 }
@@ -167,6 +271,9 @@ ia_recv(struct ipc_async *ia)
 				    "no status first");
 				return;
 			}
+			/* nothing after the response: the connection is
+			 * in step and may serve the next call */
+			ia->reusable = used == ia->in.len;
 			ia_finish(ia, (int)status, rec);
 			attr_rec_free(&rec);
 			return;
@@ -308,6 +415,12 @@ ipc_async_call(struct ev *ev, const char *path, const struct buf *req,
 		return ia;
 	}
 	memcpy(ia->sun.sun_path, path, strlen(path) + 1);
+	if ((ia->fd = pool_get(ev, path)) >= 0) {
+		ia->reused = true;
+		ia->state = IA_SENDING;
+		ia->retry = ev_timer_add(ev, 0, ia_on_retry, ia);
+		return ia;
+	}
 	ia->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);
 	if (ia->fd < 0) {

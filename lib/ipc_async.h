@@ -21,6 +21,13 @@
  * exchange.  A response over IPC_MSG_MAX_DEFAULT bytes or
  * IPC_ATTRS_MAX_DEFAULT attributes is a bad response.
  *
+ * A connection that ends with one whole response is kept idle (per
+ * process, at most 64, for a minute) and the next call to the same path
+ * uses it; a kept connection the server closed meanwhile is replaced by
+ * a new one, once, before any byte of the response (so a request may be
+ * sent twice when a server dies with it: callers must accept that, as
+ * qmgr does).  ipc_async_pool_close() closes the idle ones.
+ *
  * The handle is valid until cb runs (it is freed right after cb
  * returns); ipc_async_cancel() before that closes the connection and
  * the callback never runs.  Out of memory is fatal; a malformed req is
@@ -42,5 +49,6 @@ struct ipc_async *ipc_async_call(struct ev *, const char *path,
 	    const struct buf *req, int timeout_ms, ipc_async_cb *cb,
 	    void *arg);
 void	ipc_async_cancel(struct ipc_async **);
+void	ipc_async_pool_close(void);
 
 #endif

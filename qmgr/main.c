@@ -148,6 +148,7 @@ qmgr_stop(struct ev *ev)
 	ev_timer_cancel(ev, &qm.scan_timer);
 	ev_timer_cancel(ev, &qm.defer_timer);
 	sched_cancel_all();
+	ipc_async_pool_close();
 	ipc_server_free(&qm.ipc);
 	while ((m = TAILQ_FIRST(&qm.active)) != NULL) {
 		TAILQ_REMOVE(&qm.active, m, link);

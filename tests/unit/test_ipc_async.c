@@ -80,9 +80,32 @@ static const struct ipc_handler handlers[] = {
 
 /* the raw server: what it does with each connection */
 enum raw_mode { RAW_SILENT, RAW_HANGUP, RAW_GARBAGE, RAW_NOSTATUS,
-	RAW_HUGE };
+	RAW_HUGE, RAW_ONCE };
 static enum raw_mode raw_mode;
 static int raw_conn = -1;
+static int raw_accepts;
+
+/* RAW_ONCE: answer the first request of a connection, then hang up on
+ * the next one without an answer (a server that went away between two
+ * requests of a kept connection, as the client sees it) */
+static void
+on_raw_once(struct ev *e, int fd, int events, void *arg)
+{
+	static const char ok[] = "8:status=0,0:,";
+	char buf[4096];
+	int *answered = arg;
+
+	(void)events;
+	if (read(fd, buf, sizeof(buf)) <= 0 || *answered) {
+		ev_fd_clear(e, fd);
+		(void)close(fd);
+		free(answered);
+		return;
+	}
+	*answered = 1;
+	if (write(fd, ok, sizeof(ok) - 1) < 0)
+		return;
+}
 
 static void
 put(int fd, const void *p, size_t n)
@@ -103,7 +126,12 @@ on_raw_accept(struct ev *ev, int lfd, int events, void *arg)
 	(void)arg;
 	if ((fd = accept(lfd, NULL, NULL)) < 0)
 		return;
+	raw_accepts++;
 	switch (raw_mode) {
+	case RAW_ONCE:
+		(void)ev_fd_set(ev, fd, EV_READ, on_raw_once,
+		    calloc(1, sizeof(int)));
+		return;
 	case RAW_SILENT:
 		if (raw_conn >= 0)
 			(void)close(raw_conn);
@@ -317,6 +345,52 @@ test_cancel(void **state)
 	assert_int_equal(r[0].calls, 0);
 }
 
+/* kept connections: reused, replaced when the server closed them */
+static void
+test_reuse(void **state)
+{
+	struct result r;
+	int fd;
+
+	(void)state;
+	ipc_async_pool_close();
+	(void)call(path_ok, "echo", "a", 2000, &r);
+	run(&r, 1);
+	assert_int_equal(r.status, IPC_OK);
+	(void)call(path_ok, "echo", "b", 2000, &r);
+	run(&r, 1);
+	assert_int_equal(r.status, IPC_OK);
+	assert_string_equal(r.echo, "b");
+	/* one connection served both */
+	assert_int_equal(ipc_server_conns(srv), 1);
+
+	/* the server goes (its connections with it) and comes back */
+	ipc_server_free(&srv);
+	fd = ipc_listen(path_ok, 0600);
+	assert_true(fd >= 0);
+	srv = ipc_server_new(ev, fd, handlers, NULL, NULL);
+	(void)call(path_ok, "echo", "c", 2000, &r);
+	run(&r, 1);
+	assert_int_equal(r.status, IPC_OK);
+	assert_string_equal(r.echo, "c");
+
+	/* closed while the request was on its way: once more, anew */
+	raw_mode = RAW_ONCE;
+	raw_accepts = 0;
+	(void)call(path_raw, "echo", "d", 2000, &r);
+	run(&r, 1);
+	assert_int_equal(r.status, 0);
+	(void)call(path_raw, "echo", "e", 2000, &r);
+	run(&r, 1);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(raw_accepts, 2);
+	ipc_async_pool_close();
+	/* a turn of the loop: the raw server sees the close, frees */
+	(void)call(path_none, "echo", "f", 100, &r);
+	run(&r, 1);
+}
+
 static int
 setup(void **state)
 {
@@ -342,6 +416,7 @@ static int
 teardown(void **state)
 {
 	(void)state;
+	ipc_async_pool_close();
 	ipc_server_free(&srv);
 	ev_fd_clear(ev, raw_lfd);
 	(void)close(raw_lfd);
@@ -361,6 +436,7 @@ main(void)
 		cmocka_unit_test(test_no_server),
 		cmocka_unit_test(test_good_server),
 		cmocka_unit_test(test_cancel),
+		cmocka_unit_test(test_reuse),
 	};
 
 	log_init("test_ipc_async", 0);

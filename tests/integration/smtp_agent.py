@@ -130,6 +130,11 @@ class Fake:
                     for i, t in enumerate(out)))
             elif verb == "HELO":
                 send("250 %s" % self.name)
+            elif verb == "STARTTLS" and self.tls == "broken":
+                # a handshake that fails: garbage instead of TLS
+                send("220 2.0.0 Ready to start TLS")
+                c.sendall(b"this is not a TLS server hello\r\n")
+                raise ValueError("broken TLS")
             elif verb == "STARTTLS" and self.tls is not None:
                 send("220 2.0.0 Ready to start TLS")
                 c = self.tls.wrap_socket(c, server_side=True)
@@ -308,6 +313,8 @@ def run(tap, tmp, fakes):
     tls_name = fake("tls.fake", tls=sctx)
     tls_fp = fake("tls.fake", tls=sctx)
     plain = fake("plain.fake")
+    maytls = fake("maytls.fake", tls=sctx)
+    maybroken = fake("maybroken.fake", tls="broken")
     endless = fake("x", raw_greeting=b"220-endless\r\n" * 300)
     longline = fake("x", raw_greeting=b"220 " + b"x" * 5000 + b"\r\n")
     garbage = fake("x", raw_greeting=b"hello, this is not SMTP\r\n")
@@ -323,7 +330,8 @@ def run(tap, tmp, fakes):
     routes = {"main.test": main_s, "nopipe.test": nopipe,
               "reuse.test": reuse, "tls.test": tls_ok,
               "tlsname.test": tls_name, "tlsfp.test": tls_fp,
-              "plain.test": plain, "endless.test": endless,
+              "plain.test": plain, "maytls.test": maytls,
+              "maybroken.test": maybroken, "endless.test": endless,
               "longline.test": longline, "garbage.test": garbage,
               "greet5.test": greet5, "loop.test": loop}
     lines = ["%s smtp:[127.0.0.1]:%d" % (d, f.port)
@@ -583,6 +591,23 @@ def checks(tap, p, routes, dead_port):
            "encrypt policy, server without STARTTLS: deferred 4.7.4", line)
     tap.ok(not any(l.startswith("MAIL") for c in routes["plain.test"].conns
                    for l in c["lines"]), "and nothing sent in the clear")
+    # the default level, may: STARTTLS when offered, the outcome logged
+    qid, _ = submit(p, ["u@maytls.test"], b"opportunistic\r\n")
+    line = log_line(p, qid, "u@maytls.test")
+    tap.ok(line and "status=sent" in line and
+           re.search(r"tls=(trusted|verified|untrusted|anonymous) "
+                     r"TLSv1\.[23] \S+$", line) and
+           routes["maytls.test"].conns[0]["tls"],
+           "level may (no policy entry): STARTTLS used, logged", line)
+    # may and a handshake that fails: delivered again without TLS
+    qid, _ = submit(p, ["u@maybroken.test"], b"plain after all\r\n")
+    line = log_line(p, qid, "u@maybroken.test")
+    cs = routes["maybroken.test"].conns
+    tap.ok(line and "status=sent" in line and "tls=none" in line and
+           len(cs) == 2 and "STARTTLS" in cs[0]["lines"] and
+           "STARTTLS" not in cs[1]["lines"] and cs[1]["messages"],
+           "level may, failed handshake: a second session without "
+           "STARTTLS delivers", (line, [c["lines"] for c in cs]))
 
     # ---- hostile and failing servers ---------------------------------------
     for dom, what in (("endless.test", "endless multiline greeting"),

@@ -539,6 +539,7 @@ dns_new(struct cfg *cfg, struct ev *ev, struct buf *errs)
 	if ((d->ctx = ub_ctx_create()) == NULL) {
 		(void)buf_puts(errs, "dns: cannot create a libunbound "
 		    "context\n");
+		free(d->cache);
 		free(d);
 		return NULL;
 	}
@@ -596,6 +597,7 @@ dns_new(struct cfg *cfg, struct ev *ev, struct buf *errs)
 	}
 	if (bad) {
 		ub_ctx_delete(d->ctx);
+		free(d->cache);
 		free(d);
 		return NULL;
 	}

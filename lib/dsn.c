@@ -75,7 +75,9 @@ dsn_wanted(const struct queue_env *env, size_t idx, enum dsn_kind kind)
 		return rc->status == QUEUE_R_DEFERRED && (rc->notify == 0 ||
 		    (rc->notify & SMTP_NOTIFY_DELAY) != 0);
 	case DSN_SUCCESS:
+		/* a next hop with DSN took over the notices (RFC 3461 4) */
 		return rc->status == QUEUE_R_SENT &&
+		    rc->relay != QUEUE_RELAY_PASSED &&
 		    (rc->notify & SMTP_NOTIFY_SUCCESS) != 0;
 	}
 	return 0;
@@ -447,7 +449,8 @@ dsn_part_text(struct dsn_ctx *c, const size_t *idx, size_t n,
 	case DSN_SUCCESS:
 		(void)snprintf(line, sizeof(line), "Your message was "
 		    "delivered to the recipients below, as you asked when you "
-		    "sent it.");
+		    "sent it (\"relayed\": handed on to a mail system that "
+		    "sends no such reports).");
 		break;
 	}
 	rc_ |= dsn_fold(p, "", line, "");
@@ -521,8 +524,9 @@ dsn_part_status(struct dsn_ctx *c, const size_t *idx, size_t n,
 		r |= dsn_fold(p, dsn_has_8bit(text, strlen(text)) ?
 		    "Final-Recipient: utf-8; " : "Final-Recipient: rfc822; ",
 		    text, " ");
-		r |= buf_printf(p, "Action: %s\r\n",
-		    dsn_kinds[c->kind].action);
+		r |= buf_printf(p, "Action: %s\r\n", c->kind ==
+		    DSN_SUCCESS && rc->relay == QUEUE_RELAY_RELAYED ?
+		    "relayed" : dsn_kinds[c->kind].action);
 		r |= buf_printf(p, "Status: %s\r\n", dsn_status(rc, c->kind));
 		if (rc->reason != NULL && dsn_clean(rc->reason,
 		    DSN_REASON_MAX, true, reason) > 0) {

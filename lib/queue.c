@@ -807,6 +807,7 @@ queue_apply_status(const struct attr_rec *rec, struct queue_env *env,
 	const char *idx = attr_get_str(rec, "rcpt_index");
 	const char *st = attr_get_str(rec, "status");
 	const char *held = attr_get_str(rec, "held");
+	const char *relay = attr_get_str(rec, "relay");
 	unsigned long long i, t = 0, next = 0;
 	enum queue_rstatus s;
 	struct queue_rcpt *rc;
@@ -822,7 +823,9 @@ queue_apply_status(const struct attr_rec *rec, struct queue_env *env,
 	    str_to_uint(idx, 0, env->nrcpt - 1, &i) < 0 ||
 	    queue_rstatus_parse(st, &s) < 0 ||
 	    attr_get_uint(rec, "time", 0, INT64_MAX, &t) < 0 ||
-	    attr_get_uint(rec, "next_try", 0, INT64_MAX, &next) < 0)
+	    attr_get_uint(rec, "next_try", 0, INT64_MAX, &next) < 0 ||
+	    (relay != NULL && strcmp(relay, "relayed") != 0 &&
+	    strcmp(relay, "passed") != 0))
 		goto bad;
 	rc = &env->rcpt[i];
 	/* a final status never goes back (a repeated delivery is fine) */
@@ -835,6 +838,8 @@ queue_apply_status(const struct attr_rec *rec, struct queue_env *env,
 	queue_env_set(&rc->reason, reason);
 	rc->time = (int64_t)t;
 	rc->next_try = (int64_t)next;
+	rc->relay = relay == NULL ? QUEUE_RELAY_NONE : relay[0] == 'p' ?
+	    QUEUE_RELAY_PASSED : QUEUE_RELAY_RELAYED;
 	return 0;
 bad:
 	*why_r = "bad status record";
@@ -1043,6 +1048,9 @@ queue_status_append(int fd, struct queue_env *env, size_t idx,
 	(void)attr_put_uint(&b, "time", (unsigned long long)now);
 	(void)attr_put_uint(&b, "next_try", (unsigned long long)
 	    (next_try > 0 ? next_try : 0));
+	if (s == QUEUE_R_SENT && env->rcpt[idx].relay != QUEUE_RELAY_NONE)
+		(void)attr_put_str(&b, "relay", env->rcpt[idx].relay ==
+		    QUEUE_RELAY_PASSED ? "passed" : "relayed");
 	(void)attr_end(&b);
 	ret = queue_append(fd, env, &b);
 	buf_deinit(&b);

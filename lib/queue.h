@@ -29,7 +29,8 @@
  *                 stuffing removed, lines ending in CRLF.
  *   3. status     zero or more records appended later, one per event:
  *                 rcpt_index=N status=sent|failed|deferred dsn=X.Y.Z
- *                 reason= time= [next_try=]; or held=1|0.  The last one
+ *                 reason= time= [next_try=] [relay=relayed|passed, for
+ *                 sent: QUEUE_RELAY_*]; or held=1|0.  The last one
  *                 for a recipient wins.  Each is appended with one
  *                 write(2) and fdatasync()ed before the event counts
  *                 (invariant 2).
@@ -105,7 +106,19 @@ struct queue_rcpt {
 	char	*reason;		/* last reply / reason, or NULL */
 	int64_t	 time;			/* of the last status */
 	int64_t	 next_try;		/* deferred: not before */
+	int	 relay;			/* sent: QUEUE_RELAY_* */
 };
+
+/*
+ * How a sent recipient left (RFC 3461 section 4): delivered here (a
+ * success notice says "delivered"), relayed to a next hop without DSN
+ * ("relayed"), or passed to a next hop with DSN, which took over the
+ * notices (none from us).  Written as relay=relayed|passed in the
+ * status record.
+ */
+#define QUEUE_RELAY_NONE	0
+#define QUEUE_RELAY_RELAYED	1
+#define QUEUE_RELAY_PASSED	2
 
 struct queue_env {
 	char	 id[QUEUE_ID_LEN + 1];

@@ -8,6 +8,8 @@
  *	request=deliver, id=ID, path=active/ID, rcpt_index=N ...
  * its answer: status=0, then per recipient in the same order
  *	rcpt_index=N, result=sent|deferred|failed, dsn=X.Y.Z, reason=TEXT
+ *	[relay=relayed|passed]	(smtp, for sent: the next hop lacks DSN /
+ *				has DSN and took over the notices)
  * The agent logs its own to=... lines.  A status other than 0, no
  * answer at all (agent down, timeout) or a recipient missing from the
  * answer defers the recipients concerned; qmgr logs those.
@@ -84,7 +86,7 @@ deliver_defer_rest(struct qjob *job, const bool *answered,
 static void
 deliver_apply(struct qjob *job, bool *answered, size_t *cursor,
     unsigned long long idx, const char *result, const char *dsn,
-    const char *reason)
+    const char *reason, const char *relay)
 {
 	enum queue_rstatus st;
 	const char *d;
@@ -106,6 +108,11 @@ deliver_apply(struct qjob *job, bool *answered, size_t *cursor,
 	if (result != NULL && strcmp(result, "sent") == 0) {
 		st = QUEUE_R_SENT;
 		d = deliver_dsn_ok(dsn, '2') ? dsn : "2.0.0";
+		/* smtp: who sends the success notice (queue.h) */
+		if (relay != NULL && strcmp(relay, "passed") == 0)
+			job->msg->env->rcpt[idx].relay = QUEUE_RELAY_PASSED;
+		else if (relay != NULL && strcmp(relay, "relayed") == 0)
+			job->msg->env->rcpt[idx].relay = QUEUE_RELAY_RELAYED;
 	} else if (result != NULL && strcmp(result, "failed") == 0) {
 		st = QUEUE_R_FAILED;
 		d = deliver_dsn_ok(dsn, '5') ? dsn : "5.0.0";
@@ -129,7 +136,7 @@ deliver_parse(struct qjob *job, const struct attr_rec *resp)
 {
 	const struct attr_field *f;
 	bool *answered = xcalloc(job->nidx, sizeof(*answered));
-	const char *result = NULL, *dsn = NULL, *reason = NULL;
+	const char *result = NULL, *dsn = NULL, *reason = NULL, *relay = NULL;
 	unsigned long long idx = 0;
 	bool in_group = false;
 	size_t i, n = attr_count(resp), cursor = 0;
@@ -146,11 +153,13 @@ deliver_parse(struct qjob *job, const struct attr_rec *resp)
 				dsn = f->value;
 			else if (strcmp(f->name, "reason") == 0)
 				reason = f->value;
+			else if (strcmp(f->name, "relay") == 0)
+				relay = f->value;
 			continue;
 		}
 		if (in_group)
 			deliver_apply(job, answered, &cursor, idx, result, dsn,
-			    reason);
+			    reason, relay);
 		in_group = false;
 		if (f == NULL)
 			break;
@@ -161,7 +170,7 @@ deliver_parse(struct qjob *job, const struct attr_rec *resp)
 			continue;
 		}
 		in_group = true;
-		result = dsn = reason = NULL;
+		result = dsn = reason = relay = NULL;
 	}
 	deliver_defer_rest(job, answered,
 	    "delivery agent gave no result for this recipient");

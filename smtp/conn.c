@@ -994,9 +994,13 @@ conn_dot_reply(struct smtp_conn *c)
 		if (!job->rr[i].is_accepted ||
 		    job->rr[i].result != SMTP_R_PENDING)
 			continue;
-		if (rp->code >= 200 && rp->code < 300)
+		if (rp->code >= 200 && rp->code < 300) {
+			/* RFC 3461 4: with DSN the next hop sends the
+			 * notices; without, a success notice says relayed */
+			job->rr[i].dsn_passed = (c->ext & EXT_DSN) != 0;
 			smtp_job_rcpt(job, i, SMTP_R_SENT, smtp_reply_dsn(rp),
 			    "%s", rp->text);
+		}
 		else
 			smtp_job_rcpt(job, i, rp->code < 500 ?
 			    SMTP_R_DEFERRED : SMTP_R_FAILED,

@@ -322,6 +322,9 @@ job_done(struct smtp_job *job)
 		    result_name[job->rr[i].result]);
 		rc |= attr_put_str(out, "dsn", job->rr[i].dsn);
 		rc |= attr_put_str(out, "reason", job->rr[i].reason);
+		if (job->rr[i].result == SMTP_R_SENT)
+			rc |= attr_put_str(out, "relay", job->rr[i].dsn_passed ?
+			    "passed" : "relayed");
 	}
 	if (rc != 0) {
 		log_warn("%s: answer too large", job->id);

@@ -109,6 +109,7 @@ struct smtp_rres {
 	size_t	 idx;
 	enum smtp_result result;
 	bool	 is_accepted;		/* RCPT got 2xx in this transaction */
+	bool	 dsn_passed;		/* sent to a server with DSN */
 	char	 dsn[12];
 	char	 reason[SMTP_REASON_MAX + 1];
 	char	 relay[SMTP_RELAY_MAX + 1];

@@ -314,6 +314,7 @@ def run(tap, tmp, fakes):
     tls_fp = fake("tls.fake", tls=sctx)
     plain = fake("plain.fake")
     maytls = fake("maytls.fake", tls=sctx)
+    nodsn = fake("nodsn.fake", ext=("PIPELINING", "8BITMIME"))
     maybroken = fake("maybroken.fake", tls="broken")
     endless = fake("x", raw_greeting=b"220-endless\r\n" * 300)
     longline = fake("x", raw_greeting=b"220 " + b"x" * 5000 + b"\r\n")
@@ -331,6 +332,7 @@ def run(tap, tmp, fakes):
               "reuse.test": reuse, "tls.test": tls_ok,
               "tlsname.test": tls_name, "tlsfp.test": tls_fp,
               "plain.test": plain, "maytls.test": maytls,
+              "nodsn.test": nodsn,
               "maybroken.test": maybroken, "endless.test": endless,
               "longline.test": longline, "garbage.test": garbage,
               "greet5.test": greet5, "loop.test": loop}
@@ -516,6 +518,26 @@ def checks(tap, p, routes, dead_port):
     tap.ok("RCPT TO:<ok3@main.test> NOTIFY=SUCCESS,FAILURE "
            "ORCPT=rfc822;orig@main.test" in lines,
            "RCPT TO with NOTIFY and ORCPT", lines[-8:])
+
+    # ---- NOTIFY=SUCCESS: passed on, or reported "relayed" (RFC 3461 4) ----
+    before = len(p.mails("demo"))
+    qid2, _ = submit(p, ["notify@nodsn.test"], b"tell me\r\n",
+                     rcpt_options=("NOTIFY=SUCCESS",))
+    line = log_line(p, qid2, "notify@nodsn.test")
+    got = p.wait_mails(before + 1, "demo")
+    reports = [p.read_mail(f) for f in got[before:]]
+    relayed = [r for r in reports if b"notify@nodsn.test" in r and
+               b"Successful Mail Delivery Report" in r]
+    tap.ok(line and "status=sent" in line and relayed and
+           re.search(rb"Action: relayed\r?\n", relayed[0]) and
+           re.search(rb"Final-Recipient: rfc822; ?notify@nodsn\.test",
+                     relayed[0]),
+           "NOTIFY=SUCCESS to a server without DSN: a success report "
+           "with Action: relayed", reports[:1])
+    tap.ok(not any(b"ok3@main.test" in r for r in
+                   (p.read_mail(f) for f in p.mails("demo"))),
+           "NOTIFY=SUCCESS passed on to a server with DSN: no report from "
+           "us (the next hop sends it)")
 
     # ---- SMTPUTF8 required, server without it ------------------------------
     qid, _ = submit(p, ["ok4@main.test"], "utf-8 body\r\n".encode(),

@@ -397,6 +397,14 @@ test_wanted_table(void **state)
 		/* never to the null sender, whatever was asked */
 		assert_int_equal(dsn_wanted(null_env, i, t[i].kind), 0);
 	}
+	/* RFC 3461 4: a next hop with DSN took over: no success report
+	 * from us; without DSN it is one ("relayed") */
+	addrc(env, "r@example.test", NULL, SMTP_NOTIFY_SUCCESS, QUEUE_R_SENT,
+	    "2.0.0", NULL);
+	env->rcpt[env->nrcpt - 1].relay = QUEUE_RELAY_PASSED;
+	assert_int_equal(dsn_wanted(env, env->nrcpt - 1, DSN_SUCCESS), 0);
+	env->rcpt[env->nrcpt - 1].relay = QUEUE_RELAY_RELAYED;
+	assert_int_equal(dsn_wanted(env, env->nrcpt - 1, DSN_SUCCESS), 1);
 	/* out of range */
 	assert_int_equal(dsn_wanted(env, env->nrcpt, DSN_FAILURE), 0);
 	assert_int_equal(dsn_wanted(env, (size_t)-1, DSN_FAILURE), 0);

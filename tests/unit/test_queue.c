@@ -231,6 +231,7 @@ test_status(void **state)
 	assert_int_equal(queue_read(fd, env, &why, &corrupt), 0);
 	assert_int_equal(queue_status_append(fd, env, 1, QUEUE_R_DEFERRED,
 	    "4.2.2", "mailbox full", 12345), 0);
+	env->rcpt[0].relay = QUEUE_RELAY_PASSED;	/* kept: relay=passed */
 	assert_int_equal(queue_status_append(fd, env, 0, QUEUE_R_SENT,
 	    "2.0.0", "delivered to maildir", 0), 0);
 	/* a final status is not undone by a later record */
@@ -245,6 +246,8 @@ test_status(void **state)
 		fail_msg("torn tail: %s", why);
 	assert_int_equal(back->rcpt[0].status, QUEUE_R_SENT);
 	assert_string_equal(back->rcpt[0].dsn, "2.0.0");
+	assert_int_equal(back->rcpt[0].relay, QUEUE_RELAY_PASSED);
+	assert_int_equal(back->rcpt[1].relay, QUEUE_RELAY_NONE);
 	assert_int_equal(back->rcpt[1].status, QUEUE_R_DEFERRED);
 	assert_string_equal(back->rcpt[1].reason, "mailbox full");
 	assert_int_equal(back->rcpt[1].next_try, 12345);

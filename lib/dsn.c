@@ -69,8 +69,9 @@ dsn_wanted(const struct queue_env *env, size_t idx, enum dsn_kind kind)
 		return 0;
 	switch (kind) {
 	case DSN_FAILURE:
-		return rc->status == QUEUE_R_FAILED && (rc->notify == 0 ||
-		    (rc->notify & SMTP_NOTIFY_FAILURE) != 0);
+		/* once per recipient: notified ones were in an earlier one */
+		return rc->status == QUEUE_R_FAILED && !rc->notified &&
+		    (rc->notify == 0 || (rc->notify & SMTP_NOTIFY_FAILURE) != 0);
 	case DSN_DELAY:
 		return rc->status == QUEUE_R_DEFERRED && (rc->notify == 0 ||
 		    (rc->notify & SMTP_NOTIFY_DELAY) != 0);

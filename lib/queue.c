@@ -808,6 +808,7 @@ queue_apply_status(const struct attr_rec *rec, struct queue_env *env,
 	const char *st = attr_get_str(rec, "status");
 	const char *held = attr_get_str(rec, "held");
 	const char *relay = attr_get_str(rec, "relay");
+	const char *notified = attr_get_str(rec, "notified");
 	unsigned long long i, t = 0, next = 0;
 	enum queue_rstatus s;
 	struct queue_rcpt *rc;
@@ -817,6 +818,13 @@ queue_apply_status(const struct attr_rec *rec, struct queue_env *env,
 		if (strcmp(held, "1") != 0 && strcmp(held, "0") != 0)
 			goto bad;
 		env->held = held[0] == '1';
+		return 0;
+	}
+	if (notified != NULL && idx != NULL && st == NULL) {
+		if (strcmp(notified, "1") != 0 ||
+		    str_to_uint(idx, 0, env->nrcpt - 1, &i) < 0)
+			goto bad;
+		env->rcpt[i].notified = true;
 		return 0;
 	}
 	if (idx == NULL || st == NULL ||
@@ -1081,6 +1089,25 @@ queue_hold_append(int fd, struct queue_env *env, bool held)
 	buf_deinit(&b);
 	if (ret == 0)
 		env->held = held;
+	return ret;
+}
+
+int
+queue_notified_append(int fd, struct queue_env *env, size_t idx)
+{
+	struct buf b;
+	int ret;
+
+	if (idx >= env->nrcpt)
+		log_panic("queue_notified_append: bad index");
+	buf_init(&b, 256);
+	(void)attr_put_uint(&b, "rcpt_index", idx);
+	(void)attr_put_str(&b, "notified", "1");
+	(void)attr_end(&b);
+	ret = queue_append(fd, env, &b);
+	buf_deinit(&b);
+	if (ret == 0)
+		env->rcpt[idx].notified = true;
 	return ret;
 }
 

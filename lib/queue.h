@@ -30,7 +30,8 @@
  *   3. status     zero or more records appended later, one per event:
  *                 rcpt_index=N status=sent|failed|deferred dsn=X.Y.Z
  *                 reason= time= [next_try=] [relay=relayed|passed, for
- *                 sent: QUEUE_RELAY_*]; or held=1|0.  The last one
+ *                 sent: QUEUE_RELAY_*]; or held=1|0; or rcpt_index=N
+ *                 notified=1 (its failure was reported).  The last one
  *                 for a recipient wins.  Each is appended with one
  *                 write(2) and fdatasync()ed before the event counts
  *                 (invariant 2).
@@ -107,6 +108,7 @@ struct queue_rcpt {
 	int64_t	 time;			/* of the last status */
 	int64_t	 next_try;		/* deferred: not before */
 	int	 relay;			/* sent: QUEUE_RELAY_* */
+	bool	 notified;		/* failed: its sender was told */
 };
 
 /*
@@ -198,6 +200,12 @@ int	queue_status_append(int fd, struct queue_env *env, size_t idx,
 	    int64_t next_try);
 /* queue_hold_append - record held=1/0 durably; 0 or -1 */
 int	queue_hold_append(int fd, struct queue_env *env, bool held);
+/*
+ * queue_notified_append - record "rcpt_index=N notified=1" durably: the
+ * failure of recipient idx was reported (a notice is queued), so a later
+ * notice does not repeat it; 0 or -1
+ */
+int	queue_notified_append(int fd, struct queue_env *env, size_t idx);
 
 /*
  * queue_recycle - a finished queue file (path) goes to free/ for reuse

@@ -1,9 +1,12 @@
 /*
  * bounce - delivery status notices from qmgr (lib/dsn builds the text)
  *
- * Once every recipient of a message is final: one failure notice
- * (bounce) for the failed recipients that want one, and one success
- * report for NOTIFY=SUCCESS recipients, each queued as a new message
+ * At the end of a round that leaves recipients deferred: one failure
+ * notice for the recipients that failed in it (bounce_round), each then
+ * recorded as notified.  Once every recipient of a message is final: one
+ * failure notice (bounce) for the failed recipients that want one and
+ * were not in an earlier notice, and one success report for
+ * NOTIFY=SUCCESS recipients, each queued as a new message
  * from the null sender to the envelope sender.  Never to the null
  * sender: when mail from the null sender (a bounce) fails, one notice
  * goes to postmaster_address instead (a double bounce); when that one
@@ -108,6 +111,45 @@ bounce_notice_copy(struct qmsg *m)
 	return rc < 0 ? -1 : 0;
 }
 
+/*
+ * bounce_round - at the end of a round with recipients still deferred:
+ * the ones that failed in it are reported now, as Postfix does, not
+ * when the last deferred one is done (days later); each is recorded as
+ * notified, so the final notice does not repeat it.  Mail from the null
+ * sender waits for the end (one double bounce at most).  0, or -1 when
+ * the notice could not be queued (tried again next round).
+ */
+int
+bounce_round(struct qmsg *m)
+{
+	struct queue_env *env = m->env;
+	bool has_new = false;
+	size_t i;
+
+	if (env->sender[0] == '\0')
+		return 0;
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].status == QUEUE_R_FAILED &&
+		    !env->rcpt[i].notified)
+			has_new = true;
+	if (!has_new)
+		return 0;
+	if (bounce_queue(m, env, DSN_FAILURE, env->sender,
+	    "sender non-delivery notification") < 0)
+		return -1;
+	if (*qm.conf.bounce_notice != '\0' && bounce_notice_copy(m) < 0)
+		return -1;
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].status == QUEUE_R_FAILED &&
+		    !env->rcpt[i].notified &&
+		    queue_notified_append(m->fd, env, i) < 0) {
+			log_err("%s: cannot record the notice for <%s>: %s",
+			    env->id, env->rcpt[i].addr, strerror(errno));
+			return -1;	/* at worst repeated at the end */
+		}
+	return 0;
+}
+
 int
 bounce_final(struct qmsg *m)
 {
@@ -116,7 +158,8 @@ bounce_final(struct qmsg *m)
 	size_t i;
 
 	for (i = 0; i < env->nrcpt; i++)
-		if (env->rcpt[i].status == QUEUE_R_FAILED)
+		if (env->rcpt[i].status == QUEUE_R_FAILED &&
+		    !env->rcpt[i].notified)
 			has_failed = true;
 	if (env->sender[0] == '\0')
 		return has_failed ? bounce_double(m) : 0;

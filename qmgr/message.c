@@ -466,6 +466,8 @@ msg_finish(struct qmsg *m)
 		}
 		next = now + qm.conf.min_backoff;	/* notice not queued */
 	} else {
+		if (bounce_round(m) < 0)
+			m->want_retry = true;
 		bounce_delay(m, now);
 		next = m->want_retry ? now + qm.conf.min_backoff :
 		    msg_next_try(m, now);

@@ -211,6 +211,9 @@ void	deliver_start(struct qjob *);
 /* bounce_final - notices for a message whose recipients are all final;
  * 0 done (or nothing to send), -1 could not queue a notice */
 int	bounce_final(struct qmsg *);
+/* bounce_round - a notice for recipients that failed in this round
+ * while others stay deferred; 0 or -1 */
+int	bounce_round(struct qmsg *);
 /* bounce_delay - a delay warning if one is due now */
 void	bounce_delay(struct qmsg *, int64_t now);
 

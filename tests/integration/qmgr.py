@@ -427,6 +427,42 @@ try:
     ok(("%s: sender non-delivery notification: " % qid) in lt,
        "log: sender non-delivery notification: NEWID")
 
+    # ---- 4b. failures are reported at the end of their round, once ----
+    LOCAL.rules["bad3@example.test"] = [("failed", "5.1.1", "no bad3")]
+    LOCAL.rules["late@example.test"] = [("deferred", "4.2.2", "full"),
+                                        ("failed", "5.2.0", "gave up")]
+    qid = mkq("mixed@example.test", "bad3@example.test",
+              "late@example.test", "ok2@example.test")
+    new(qid)
+    ok(wait(lambda: LOCAL.delivered_to("mixed@example.test")),
+       "a recipient failed, another deferred: the notice comes now, "
+       "not when the deferred one is done")
+    first = LOCAL.delivered_to("mixed@example.test")
+    t1 = first[0][3].decode("utf-8", "replace") if first else ""
+    ok(where(qid) == ["deferred"] and "bad3@example.test" in t1 and
+       "Final-Recipient: rfc822; late@example.test" not in t1,
+       "... while the message waits in deferred/; only bad3 in it",
+       (where(qid), t1[:1500]))
+    if where(qid) == ["deferred"]:
+        env, content, status = parse_queue_file(
+            os.path.join(QDIR, "deferred", qid))
+        ok(any(x.get("notified") == "1" and x.get("rcpt_index") == "0"
+               for x in status), "the file records bad3 as notified",
+           status)
+    else:
+        ok(False, "the file records bad3 as notified")
+    ok(wait(lambda: gone(qid), 10) and
+       wait(lambda: len(LOCAL.delivered_to("mixed@example.test")) >= 2),
+       "the deferred one fails on its retry: a second notice")
+    time.sleep(0.5)
+    notes = LOCAL.delivered_to("mixed@example.test")
+    t2 = notes[1][3].decode("utf-8", "replace") if len(notes) > 1 else ""
+    ok(len(notes) == 2 and
+       "Final-Recipient: rfc822; late@example.test" in t2 and
+       "Final-Recipient: rfc822; bad3@example.test" not in t2,
+       "the second notice has late only: bad3 is not reported twice",
+       [n[3][:200] for n in notes])
+
     # ---- 5. NOTIFY=NEVER: no bounce ----
     before = len(LOCAL.delivered)
     LOCAL.rules["bad2@example.test"] = [("failed", "5.1.1", "no such user")]

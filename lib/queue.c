@@ -207,6 +207,7 @@ struct queue_writer {
 	off_t	 size_off;	/* where the 13 digits of content_size are */
 	int	 err;		/* first write errno, 0 if none */
 	bool	 sealed, committed;
+	bool	 recycled;	/* a file from free/, written over */
 };
 
 static void
@@ -282,8 +283,9 @@ queue_encode_env(struct buf *b, const struct queue_env *env,
 
 /*
  * Spent queue files are recycled (queue.h): qmgr renames a finished
- * file into free/ instead of unlinking it, and a writer takes one from
- * there, truncated, instead of creating a new inode.  The cache of names
+ * file into free/ instead of unlinking it (cut to QUEUE_RECYCLE_KEEP
+ * bytes), and a writer takes one from there and writes over it,
+ * instead of creating a new inode; its blocks are reused too.  The cache of names
  * is per process, guarded by a mutex (local writes from threads).
  */
 /* guards the cache below and ID creation: writers may be threads */
@@ -324,7 +326,7 @@ queue_free_scan(const char *qdir)
 		qfree.next_scan = 0;
 }
 
-/* queue_take_free - a recycled file renamed to tmp and truncated, or -1 */
+/* queue_take_free - a recycled file renamed to tmp, opened, or -1 */
 static int
 queue_take_free(const char *qdir, const char *tmp)
 {
@@ -347,7 +349,7 @@ queue_take_free(const char *qdir, const char *tmp)
 		if (renameat2(AT_FDCWD, path, AT_FDCWD, tmp,
 		    RENAME_NOREPLACE) < 0)
 			continue;	/* taken by another process */
-		fd = open(tmp, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+		fd = open(tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0)
 			return fd;
 		(void)unlink(tmp);
@@ -362,6 +364,7 @@ queue_recycle(const char *qdir, const char *path)
 	char to[4096];
 	const char *base = strrchr(path, '/');
 	struct dirent *de;
+	struct stat st;
 	DIR *d;
 
 	base = base != NULL ? base + 1 : path;
@@ -383,10 +386,16 @@ queue_recycle(const char *qdir, const char *path)
 		}
 		next_count = queue_now_ms() + 1000;
 	}
-	/* emptied first: no message content lingers in free/ */
+	/*
+	 * Kept with its blocks (the next message is written over them), cut
+	 * to QUEUE_RECYCLE_KEEP bytes so that free/ never holds more than
+	 * QUEUE_FREE_MAX times that.
+	 */
 	if (count < QUEUE_FREE_MAX && queue_id_ok(base) &&
 	    snprintf(to, sizeof(to), "%s/%s/%s", qdir, QUEUE_FREE_DIR, base) <
-	    (int)sizeof(to) && truncate(path, 0) == 0 &&
+	    (int)sizeof(to) && stat(path, &st) == 0 &&
+	    (st.st_size <= QUEUE_RECYCLE_KEEP ||
+	    truncate(path, QUEUE_RECYCLE_KEEP) == 0) &&
 	    rename(path, to) == 0) {
 		count++;
 		return 0;
@@ -534,6 +543,7 @@ queue_writer_new(const char *qdir, struct queue_env *env, struct reply *r)
 			goto fail;
 		}
 		w->fd = queue_take_free(qdir, w->tmp);
+		w->recycled = w->fd >= 0;
 		if (w->fd < 0)
 			w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL |
 			    O_CLOEXEC, 0600);
@@ -621,8 +631,18 @@ int
 queue_writer_seal(struct queue_writer *w, struct reply *r)
 {
 	char digits[QUEUE_SIZE_DIGITS + 1];
+	off_t end;
 
 	if (queue_writer_flush(w) < 0) {
+		queue_io_reply(r, w->err);
+		return -1;
+	}
+	/* a recycled file: what the last message left beyond ours goes */
+	if (w->recycled && ((end = lseek(w->fd, 0, SEEK_CUR)) < 0 ||
+	    ftruncate(w->fd, end) < 0)) {
+		w->err = errno ? errno : EIO;
+		log_err("%s: truncate %s: %s", w->env->id, w->tmp,
+		    strerror(w->err));
 		queue_io_reply(r, w->err);
 		return -1;
 	}

@@ -49,13 +49,16 @@
  * (invariant 1).  queue_writer_free() of a writer not committed unlinks
  * the temporary file: a client gone mid-DATA leaves nothing behind.
  *
- * Recycling: a finished queue file is not unlinked but emptied and
- * renamed into free/ (queue_recycle(), at most QUEUE_FREE_MAX files), and
- * queue_writer_new() takes one from there (renameat2 RENAME_NOREPLACE to
- * incoming/ID.tmp) before it creates a new file.  Reusing inodes spares
- * the file system an inode allocation and release per message (costly on
- * ext4, especially without a journal); it changes nothing in the durable
- * order above.  free/ holds only empty files; anything in it may go.
+ * Recycling: a finished queue file is not unlinked but renamed into
+ * free/ (queue_recycle(), at most QUEUE_FREE_MAX files, each cut to
+ * QUEUE_RECYCLE_KEEP bytes), and queue_writer_new() takes one from there
+ * (renameat2 RENAME_NOREPLACE to incoming/ID.tmp) before it creates a
+ * new file, writes the new message over the old bytes and, when sealing,
+ * cuts the file at the new end.  Reusing inodes and their blocks spares
+ * the file system an inode and block allocation and release per message
+ * (costly on ext4, especially without a journal); it changes nothing in
+ * the durable order above.  free/ holds spent files (old content, as
+ * private as the rest of the queue); anything in it may go.
  * queue_writer_new() is thread-safe.
  *
  * Errors that a client will hear come back in a struct reply (451 4.3.0,
@@ -80,6 +83,7 @@
 #define QUEUE_FREE_DIR		"free"	/* spent files kept for reuse */
 #define QUEUE_FREE_MAX		1000	/* at most this many kept */
 #define QUEUE_FREE_BATCH	64	/* names a writer caches */
+#define QUEUE_RECYCLE_KEEP	(128 * 1024)	/* bytes a free/ file keeps */
 #define QUEUE_SEQ_FILE		".idseq"	/* in incoming/: see below */
 
 enum queue_dir {

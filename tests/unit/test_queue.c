@@ -387,21 +387,33 @@ test_recycle(void **state)
 	write_message(env, path, sizeof(path));
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(st.st_size > 0);
-	/* a finished file goes to free/, emptied */
+	/* with a status record at its end, as a delivered file has */
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	{
+		const char *why;
+		bool corrupt;
+
+		assert_int_equal(queue_read(fd, env, &why, &corrupt), 0);
+	}
+	assert_int_equal(queue_status_append(fd, env, 0, QUEUE_R_SENT, "2.0.0",
+	    "delivered", 0), 0);
+	close(fd);
+	assert_int_equal(stat(path, &st), 0);
+	/* a finished file goes to free/ whole (it is small) */
 	assert_int_equal(queue_recycle(qdir, path), 0);
 	assert_int_equal(access(path, F_OK), -1);
 	snprintf(freep, sizeof(freep), "%s/%s/%s", qdir, QUEUE_FREE_DIR,
 	    env->id);
 	assert_int_equal(stat(freep, &st2), 0);
-	assert_int_equal(st2.st_size, 0);
+	assert_int_equal(st2.st_size, st.st_size);
 	assert_int_equal(st2.st_ino, st.st_ino);
-	/* the next writer reuses that inode (after the 1 s rescan pause) */
+	/* the next writer reuses that inode (after the rescan pause) */
 	usleep(1100 * 1000);
 	w = queue_writer_new(qdir, env2, &r);
 	assert_non_null(w);
 	assert_int_equal(fstat(queue_writer_fd(w), &st2), 0);
 	assert_int_equal(st2.st_ino, st.st_ino);
-	assert_int_equal(st2.st_size, 0);
 	assert_int_equal(access(freep, F_OK), -1);
 	assert_int_equal(queue_writer_write(w, "x\r\n", 3), 0);
 	assert_int_equal(queue_writer_seal(w, &r), 0);
@@ -419,7 +431,32 @@ test_recycle(void **state)
 		assert_int_equal(queue_read(fd, env2, &why, &corrupt), 0);
 	}
 	assert_int_equal(env2->content_size, 3);
+	/* written over and cut at its end: nothing of the old one left,
+	 * its status record least of all */
+	assert_int_equal(fstat(fd, &st2), 0);
+	assert_int_equal((uint64_t)st2.st_size, env2->good_end);
+	assert_int_equal(env2->rcpt[0].status, QUEUE_R_PENDING);
 	close(fd);
+	/* a big file is cut to QUEUE_RECYCLE_KEEP on its way to free/ */
+	snprintf(freep, sizeof(freep), "%s/big", qdir);
+	fd = open(freep, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 3 * QUEUE_RECYCLE_KEEP), 0);
+	close(fd);
+	snprintf(name, sizeof(name), "%s", "0000000ZZZZZ");
+	{
+		char bigp[256], bigf[256];
+
+		snprintf(bigp, sizeof(bigp), "%s/%s/%s", qdir,
+		    queue_dir_name(QUEUE_ACTIVE), name);
+		assert_int_equal(rename(freep, bigp), 0);
+		assert_int_equal(queue_recycle(qdir, bigp), 0);
+		snprintf(bigf, sizeof(bigf), "%s/%s/%s", qdir, QUEUE_FREE_DIR,
+		    name);
+		assert_int_equal(stat(bigf, &st2), 0);
+		assert_int_equal(st2.st_size, QUEUE_RECYCLE_KEEP);
+		assert_int_equal(unlink(bigf), 0);
+	}
 	/* free/ full: the file is unlinked instead */
 	for (i = 0; i < QUEUE_FREE_MAX; i++) {
 		snprintf(name, sizeof(name), "0000000%05u", (unsigned)i);

@@ -1132,6 +1132,49 @@ queue_notified_append(int fd, struct queue_env *env, size_t idx)
 }
 
 int
+queue_deliver_req(const struct attr_rec *rec, size_t max, const char **id_r,
+    const char **path_r, size_t **idx_r, size_t *n_r, const char **why_r)
+{
+	const char *id = attr_get_str(rec, "id");
+	const char *path = attr_get_str(rec, "path");
+	const struct attr_field *f;
+	unsigned long long v;
+	size_t i, n = 0, *idx;
+
+	if (id == NULL || !queue_id_ok(id)) {
+		*why_r = "bad or missing id=";
+		return -1;
+	}
+	if (path == NULL || !queue_rel_path_ok(path, id)) {
+		*why_r = "bad or missing path=";
+		return -1;
+	}
+	for (i = 0; (f = attr_at(rec, i)) != NULL; i++)
+		n += strcmp(f->name, "rcpt_index") == 0;
+	if (n == 0 || n > max) {
+		*why_r = n == 0 ? "no rcpt_index=" : "too many rcpt_index=";
+		return -1;
+	}
+	idx = xcalloc(n, sizeof(*idx));
+	for (n = 0, i = 0; (f = attr_at(rec, i)) != NULL; i++) {
+		if (strcmp(f->name, "rcpt_index") != 0)
+			continue;
+		if (memchr(f->value, '\0', f->value_len) != NULL ||
+		    str_to_uint(f->value, 0, QUEUE_RCPT_MAX - 1, &v) < 0) {
+			free(idx);
+			*why_r = "bad rcpt_index=";
+			return -1;
+		}
+		idx[n++] = (size_t)v;
+	}
+	*id_r = id;
+	*path_r = path;
+	*idx_r = idx;
+	*n_r = n;
+	return 0;
+}
+
+int
 queue_rel_path_ok(const char *path, const char *id)
 {
 	const char *slash = strchr(path, '/');

@@ -225,6 +225,17 @@ int	queue_id_new(const char *qdir, char *id, time_t *arrival_r);
  */
 int	queue_rel_path_ok(const char *path, const char *id);
 /*
+ * queue_deliver_req - the common part of a delivery request from qmgr
+ * to an agent (request=deliver id= path= rcpt_index=...): checks id=
+ * (a queue ID), path= (queue_rel_path_ok) and each rcpt_index= (1 to max
+ * of them, each a number below QUEUE_RCPT_MAX).  0 with *id_r, *path_r
+ * (borrowed from rec) and *idx_r (xcalloc'd, *n_r entries, caller
+ * frees), or -1 with *why_r, a text for the reply (nothing to free).
+ */
+int	queue_deliver_req(const struct attr_rec *rec, size_t max,
+	    const char **id_r, const char **path_r, size_t **idx_r,
+	    size_t *n_r, const char **why_r);
+/*
  * queue_arrival_precise - the arrival time with microseconds, from the
  * queue ID (which holds them), when it agrees with the envelope's
  * seconds; else the envelope's arrival

@@ -16,6 +16,7 @@
  * ipc_req_done(), back on the loop, when the worker's result comes in.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "attr.h"
@@ -29,44 +30,21 @@
 static int
 request_deliver(struct ipc_req *req, void *arg)
 {
-	const struct attr_rec *rec = ipc_req_attrs(req);
-	const char *id = attr_get_str(rec, "id");
-	const char *path = attr_get_str(rec, "path");
-	const struct attr_field *f;
-	unsigned long long v;
+	const char *id, *path, *why;
 	struct local_job *j;
-	size_t i, n = 0;
+	size_t i, n, *idx;
 
 	(void)arg;
-	if (id == NULL || !queue_id_ok(id)) {
-		ipc_req_reason(req, "bad or missing id=");
-		return IPC_PERMFAIL;
-	}
-	if (path == NULL || !queue_rel_path_ok(path, id)) {
-		ipc_req_reason(req, "bad or missing path=");
-		return IPC_PERMFAIL;
-	}
-	for (i = 0; (f = attr_at(rec, i)) != NULL; i++)
-		if (strcmp(f->name, "rcpt_index") == 0)
-			n++;
-	if (n == 0 || n > LOCAL_RCPTS_MAX) {
-		ipc_req_reason(req, "%s", n == 0 ? "no rcpt_index=" :
-		    "too many rcpt_index=");
+	if (queue_deliver_req(ipc_req_attrs(req), LOCAL_RCPTS_MAX, &id, &path,
+	    &idx, &n, &why) < 0) {
+		ipc_req_reason(req, "%s", why);
 		return IPC_PERMFAIL;
 	}
 	j = xcalloc(1, sizeof(*j));
 	j->rr = xcalloc(n, sizeof(*j->rr));
-	for (i = 0; (f = attr_at(rec, i)) != NULL; i++) {
-		if (strcmp(f->name, "rcpt_index") != 0)
-			continue;
-		if (strlen(f->value) != f->value_len ||
-		    str_to_uint(f->value, 0, QUEUE_RCPT_MAX - 1, &v) < 0) {
-			local_job_free(&j);
-			ipc_req_reason(req, "bad rcpt_index=");
-			return IPC_PERMFAIL;
-		}
-		j->rr[j->nrr++].idx = (size_t)v;
-	}
+	for (i = 0; i < n; i++)
+		j->rr[j->nrr++].idx = idx[i];
+	free(idx);
 	(void)snprintf(j->id, sizeof(j->id), "%s", id);
 	(void)snprintf(j->path, sizeof(j->path), "%s", path);
 	j->req = req;

@@ -87,39 +87,25 @@ int
 smtp_job_deliver(struct ipc_req *req, void *arg)
 {
 	const struct attr_rec *a = ipc_req_attrs(req);
-	const char *id = attr_get_str(a, "id");
-	const char *path = attr_get_str(a, "path");
 	const char *nexthop = attr_get_str(a, "nexthop");
-	const struct attr_field *f;
-	unsigned long long v;
+	const char *id, *path, *why;
 	struct smtp_job *job;
-	const char *why;
 	bool is_corrupt;
-	size_t i, n = 0;
+	size_t i, n, *idx;
 
 	(void)arg;
-	if (id == NULL || !queue_id_ok(id)) {
-		ipc_req_reason(req, "bad or missing id=");
-		return IPC_PERMFAIL;
-	}
-	if (path == NULL || !queue_rel_path_ok(path, id)) {
-		ipc_req_reason(req, "bad or missing path=");
-		return IPC_PERMFAIL;
-	}
 	if (nexthop != NULL && (*nexthop == '\0' ||
 	    strlen(nexthop) > SMTP_HOST_MAX)) {
 		ipc_req_reason(req, "bad nexthop=");
 		return IPC_PERMFAIL;
 	}
-	for (i = 0; (f = attr_at(a, i)) != NULL; i++)
-		if (strcmp(f->name, "rcpt_index") == 0)
-			n++;
-	if (n == 0 || n > SMTP_RCPTS_MAX) {
-		ipc_req_reason(req, n == 0 ? "no rcpt_index=" :
-		    "too many rcpt_index=");
+	if (queue_deliver_req(a, SMTP_RCPTS_MAX, &id, &path, &idx, &n,
+	    &why) < 0) {
+		ipc_req_reason(req, "%s", why);
 		return IPC_PERMFAIL;
 	}
 	if (smtp_g.is_stopping) {
+		free(idx);
 		ipc_req_reason(req, "delivery agent stopping");
 		return IPC_TEMPFAIL;
 	}
@@ -129,17 +115,9 @@ smtp_job_deliver(struct ipc_req *req, void *arg)
 	(void)snprintf(job->id, sizeof(job->id), "%s", id);
 	(void)snprintf(job->path, sizeof(job->path), "%s", path);
 	job->rr = xcalloc(n, sizeof(*job->rr));
-	for (i = 0; (f = attr_at(a, i)) != NULL; i++) {
-		if (strcmp(f->name, "rcpt_index") != 0)
-			continue;
-		if (memchr(f->value, '\0', f->value_len) != NULL ||
-		    str_to_uint(f->value, 0, QUEUE_RCPT_MAX, &v) < 0) {
-			job_free(&job);
-			ipc_req_reason(req, "bad rcpt_index=");
-			return IPC_PERMFAIL;
-		}
-		job->rr[job->nrr++].idx = (size_t)v;
-	}
+	for (i = 0; i < n; i++)
+		job->rr[job->nrr++].idx = idx[i];
+	free(idx);
 	if ((job->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		log_warn("%s: open %s: %s", id, path, strerror(errno));
 		ipc_req_reason(req, "cannot open the queue file: %s",

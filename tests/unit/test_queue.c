@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "attr.h"
+#include "buf.h"
 #include "queue.h"
 #include "smtp_cmd.h"
 
@@ -551,6 +553,78 @@ test_ids_across_processes(void **state)
 	assert_int_equal(st.st_mode & 0777, 0600);
 }
 
+/* the common part of a delivery request, hostile values first */
+static int
+req_check(const char *const *kv, size_t max, size_t *n_r, size_t **idx_r,
+    const char **why_r)
+{
+	struct attr_rec *rec = attr_rec_new();
+	const char *id, *path;
+	struct buf b;
+	size_t used, i;
+	int rc;
+
+	buf_init(&b, 0);
+	for (i = 0; kv[i] != NULL; i += 2)
+		assert_int_equal(attr_put(&b, kv[i], kv[i + 1],
+		    strlen(kv[i + 1])), 0);
+	assert_int_equal(attr_end(&b), 0);
+	assert_int_equal(attr_decode(buf_cstr(&b), buf_len(&b), NULL, rec,
+	    &used, why_r), 1);
+	rc = queue_deliver_req(rec, max, &id, &path, idx_r, n_r, why_r);
+	attr_rec_free(&rec);
+	buf_deinit(&b);
+	return rc;
+}
+
+static void
+test_deliver_req(void **state)
+{
+	const char *no_id[] = { "path", "active/0123456789AB",
+	    "rcpt_index", "0", NULL };
+	const char *bad_path[] = { "id", "0123456789AB", "path",
+	    "active/../../etc/passwd", "rcpt_index", "0", NULL };
+	const char *other_id[] = { "id", "0123456789AB", "path",
+	    "active/0123456789AC", "rcpt_index", "0", NULL };
+	const char *corrupt[] = { "id", "0123456789AB", "path",
+	    "corrupt/0123456789AB", "rcpt_index", "0", NULL };
+	const char *no_rcpt[] = { "id", "0123456789AB", "path",
+	    "active/0123456789AB", NULL };
+	const char *big[] = { "id", "0123456789AB", "path",
+	    "active/0123456789AB", "rcpt_index", "99999999999999999999",
+	    NULL };
+	const char *neg[] = { "id", "0123456789AB", "path",
+	    "active/0123456789AB", "rcpt_index", "-1", NULL };
+	const char *many[] = { "id", "0123456789AB", "path",
+	    "active/0123456789AB", "rcpt_index", "0", "rcpt_index", "1",
+	    "rcpt_index", "2", NULL };
+	const char *good[] = { "id", "0123456789AB", "path",
+	    "deferred/0123456789AB", "rcpt_index", "3", "rcpt_index", "0",
+	    NULL };
+	const char *why;
+	size_t n, *idx;
+
+	(void)state;
+	assert_int_equal(req_check(no_id, 10, &n, &idx, &why), -1);
+	assert_string_equal(why, "bad or missing id=");
+	assert_int_equal(req_check(bad_path, 10, &n, &idx, &why), -1);
+	assert_string_equal(why, "bad or missing path=");
+	assert_int_equal(req_check(other_id, 10, &n, &idx, &why), -1);
+	assert_int_equal(req_check(corrupt, 10, &n, &idx, &why), -1);
+	assert_int_equal(req_check(no_rcpt, 10, &n, &idx, &why), -1);
+	assert_string_equal(why, "no rcpt_index=");
+	assert_int_equal(req_check(big, 10, &n, &idx, &why), -1);
+	assert_string_equal(why, "bad rcpt_index=");
+	assert_int_equal(req_check(neg, 10, &n, &idx, &why), -1);
+	assert_int_equal(req_check(many, 2, &n, &idx, &why), -1);
+	assert_string_equal(why, "too many rcpt_index=");
+	assert_int_equal(req_check(good, 10, &n, &idx, &why), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(idx[0], 3);
+	assert_int_equal(idx[1], 0);
+	free(idx);
+}
+
 static void
 test_write_error(void **state)
 {
@@ -575,6 +649,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_ids_across_processes),
+		cmocka_unit_test(test_deliver_req),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_large_envelope),
 		cmocka_unit_test(test_status),

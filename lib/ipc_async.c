@@ -346,7 +346,10 @@ ia_on_retry(struct ev *ev, void *arg)
 
 	(void)ev;
 	ia->retry = NULL;
-	ia_try_connect(ia);
+	if (ia->state == IA_SENDING)
+		ia_send(ia);	/* a kept connection: no connect(2) */
+	else
+		ia_try_connect(ia);
 }
 
 static void

@@ -14,6 +14,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include "map.h"
 #include "../fixtures/ldap/slapd_fixture.h"
 
@@ -325,6 +328,40 @@ test_restart_reconnects(void **state)
 	buf_deinit(&errs);
 }
 
+/*
+ * stopped - 1 once every thread of pid is stopped (state T in
+ * /proc/pid/task/N/stat): kill(SIGSTOP) returns before a busy thread
+ * has stopped, and a search answered meanwhile is not a timeout
+ */
+static int
+stopped(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	struct dirent *de;
+	DIR *d;
+	FILE *f;
+	int all = 1;
+
+	(void)snprintf(path, sizeof(path), "/proc/%ld/task", (long)pid);
+	if ((d = opendir(path)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		(void)snprintf(path, sizeof(path), "/proc/%ld/task/%.20s/stat",
+		    (long)pid, de->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		p = fgets(buf, sizeof(buf), f) != NULL ? strrchr(buf, ')') :
+		    NULL;
+		(void)fclose(f);
+		if (p == NULL || p[1] != ' ' || (p[2] != 'T' && p[2] != 't'))
+			all = 0;
+	}
+	(void)closedir(d);
+	return all;
+}
+
 static void
 test_timeout(void **state)
 {
@@ -342,6 +379,9 @@ test_timeout(void **state)
 	want(m, "demo@example.test", 1, "imap1.example.test");
 	/* a hung server: the kernel still accepts, nobody answers */
 	assert_int_equal(kill(slapd.pid, SIGSTOP), 0);
+	for (int i = 0; i < 200 && !stopped(slapd.pid); i++)
+		(void)usleep(10 * 1000);
+	assert_true(stopped(slapd.pid));
 	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 	want(m, "demo@example.test", -1, NULL);
 	(void)clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -113,24 +113,25 @@ resolve_domain_in_list(const char *list, const char *domain)
 	return 0;
 }
 
-/* resolve_add_list - the items of one list setting into res */
 int
-resolve_nexthop_ok(const char *nh)
+resolve_nexthop_parse(const char *nh, char *host, size_t hostsz,
+    unsigned *port_r, bool *bracket_r)
 {
-	const char *host = nh, *end, *port = NULL;
-	unsigned long long v;
+	const char *h = nh, *end, *port = NULL;
+	unsigned long long v = 25;
 	size_t n, i;
 
-	if (*nh == '\0')
-		return 0;
-	if (*nh == '[') {
-		host = nh + 1;
-		if ((end = strchr(host, ']')) == NULL)
+	*bracket_r = *nh == '[';
+	if (*bracket_r) {
+		h = nh + 1;
+		if ((end = strchr(h, ']')) == NULL)
 			return -1;
 		if (end[1] == ':')
 			port = end + 2;
 		else if (end[1] != '\0')
 			return -1;
+		if (strncasecmp(h, "ipv6:", 5) == 0)
+			h += 5;
 	} else {
 		end = strchr(nh, ':');
 		if (end != NULL)
@@ -138,19 +139,35 @@ resolve_nexthop_ok(const char *nh)
 		else
 			end = nh + strlen(nh);
 	}
-	n = (size_t)(end - host);
-	if (n == 0 || n > RESOLVE_DOMAIN_MAX)
+	n = (size_t)(end - h);
+	if (n == 0 || n > RESOLVE_DOMAIN_MAX || n >= hostsz)
 		return -1;
 	for (i = 0; i < n; i++)
-		if (!(isalnum((unsigned char)host[i]) || host[i] == '.' ||
-		    host[i] == '-' || host[i] == '_' ||
-		    (*nh == '[' && host[i] == ':')))
+		if (!(isalnum((unsigned char)h[i]) || h[i] == '.' ||
+		    h[i] == '-' || h[i] == '_' || (*bracket_r && h[i] == ':')))
 			return -1;
-	if (port != NULL && (str_to_uint(port, 0, 65535, &v) < 0 || v == 0))
+	if (port != NULL && (str_to_uint(port, 1, 65535, &v) < 0))
 		return -1;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	*port_r = (unsigned)v;
 	return 0;
 }
 
+int
+resolve_nexthop_ok(const char *nh)
+{
+	char host[RESOLVE_DOMAIN_MAX + 1];
+	unsigned port;
+	bool bracket;
+
+	if (*nh == '\0')
+		return 0;
+	return resolve_nexthop_parse(nh, host, sizeof(host), &port,
+	    &bracket);
+}
+
+/* resolve_add_list - the items of one list setting into res */
 static int
 resolve_add_list(struct resolve *res, const char *name, const char *list,
     struct buf *errs)

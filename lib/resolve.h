@@ -36,8 +36,13 @@
  * is neither local nor in relay_domains nor matched in transport_maps
  * (so: default_transport mail); "host", "[host]" (no MX lookup; an IP
  * address goes in brackets: "[192.0.2.1]", "[2001:db8::1]") or either
- * with ":port".  resolve_nexthop_ok(s) checks that syntax: 0 when good
- * (or empty), else -1.
+ * with ":port".  resolve_nexthop_parse(nh, host, hostsz, &port,
+ * &bracket) reads that syntax (also "[ipv6:addr]"): the host (1 to
+ * RESOLVE_DOMAIN_MAX of letters, digits, '.', '-', '_', and ':' inside
+ * brackets), the port (25 when none) and whether it was in brackets (no
+ * MX lookup); 0, or -1 for bad syntax.  resolve_nexthop_ok(s) is 0 when
+ * s is empty or parses, else -1.  The smtp agent parses its next hops
+ * with it too.
  *
  * resolve_domain_in_list(list, domain) is 1 if domain is an item of
  * the plain list (comma or space separated, case-insensitive), else 0.
@@ -78,6 +83,8 @@ int	resolve_entry_parse(const char *value, char *tr, size_t trsz,
 	    char *nh, size_t nhsz);
 int	resolve_domain_in_list(const char *list, const char *domain);
 int	resolve_nexthop_ok(const char *nexthop);
+int	resolve_nexthop_parse(const char *nexthop, char *host, size_t hostsz,
+	    unsigned *port_r, bool *bracket_r);
 /* resolve_transport_ok - 1 if s is a good transport name, else 0 */
 int	resolve_transport_ok(const char *s);
 

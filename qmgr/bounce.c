@@ -119,20 +119,26 @@ bounce_notice_copy(struct qmsg *m)
  * sender waits for the end (one double bounce at most).  0, or -1 when
  * the notice could not be queued (tried again next round).
  */
+/* bounce_unreported - 1 if a recipient failed and was not reported yet */
+static int
+bounce_unreported(const struct queue_env *env)
+{
+	size_t i;
+
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].status == QUEUE_R_FAILED &&
+		    !env->rcpt[i].notified)
+			return 1;
+	return 0;
+}
+
 int
 bounce_round(struct qmsg *m)
 {
 	struct queue_env *env = m->env;
-	bool has_new = false;
 	size_t i;
 
-	if (env->sender[0] == '\0')
-		return 0;
-	for (i = 0; i < env->nrcpt; i++)
-		if (env->rcpt[i].status == QUEUE_R_FAILED &&
-		    !env->rcpt[i].notified)
-			has_new = true;
-	if (!has_new)
+	if (env->sender[0] == '\0' || !bounce_unreported(env))
 		return 0;
 	if (bounce_queue(m, env, DSN_FAILURE, env->sender,
 	    "sender non-delivery notification") < 0)
@@ -154,13 +160,8 @@ int
 bounce_final(struct qmsg *m)
 {
 	const struct queue_env *env = m->env;
-	bool has_failed = false;
-	size_t i;
+	bool has_failed = bounce_unreported(env);
 
-	for (i = 0; i < env->nrcpt; i++)
-		if (env->rcpt[i].status == QUEUE_R_FAILED &&
-		    !env->rcpt[i].notified)
-			has_failed = true;
 	if (env->sender[0] == '\0')
 		return has_failed ? bounce_double(m) : 0;
 	if (has_failed && bounce_queue(m, env, DSN_FAILURE, env->sender,

@@ -38,6 +38,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "resolve.h"
 #include "smtp.h"
 #include "smtp_cmd.h"
 #include "strnum.h"
@@ -336,42 +337,14 @@ job_lower(char *s)
 
 /*
  * job_dest_parse - "domain", "domain:port", "[host]", "[host]:port",
- * "[ipv6:addr]"; 0 or -1
+ * "[ipv6:addr]" (lib/resolve's next-hop syntax); 0 or -1
  */
 static int
 job_dest_parse(struct smtp_job *job)
 {
-	const char *s = job->dest, *end, *colon = NULL;
-	unsigned long long port = 25;
-	size_t n;
-
-	if (*s == '[') {
-		if ((end = strchr(s, ']')) == NULL)
-			return -1;
-		s++;
-		if (strncasecmp(s, "ipv6:", 5) == 0)
-			s += 5;
-		n = (size_t)(end - s);
-		if (end[1] == ':')
-			colon = end + 1;
-		else if (end[1] != '\0')
-			return -1;
-		job->is_bracket = true;
-	} else {
-		colon = strchr(s, ':');
-		n = colon != NULL ? (size_t)(colon - s) : strlen(s);
-	}
-	if (n == 0 || n > SMTP_HOST_MAX)
+	if (resolve_nexthop_parse(job->dest, job->host, sizeof(job->host),
+	    &job->port, &job->is_bracket) < 0)
 		return -1;
-	memcpy(job->host, s, n);
-	job->host[n] = '\0';
-	if (memchr(job->host, '[', n) != NULL ||
-	    memchr(job->host, ']', n) != NULL ||
-	    (!job->is_bracket && strchr(job->host, ':') != NULL))
-		return -1;
-	if (colon != NULL && str_to_uint(colon + 1, 1, 65535, &port) < 0)
-		return -1;
-	job->port = (unsigned)port;
 	job_lower(job->host);
 	job_lower(job->dest);
 	return 0;

@@ -159,6 +159,9 @@ test_relayhost(void **state)
 	struct buf errs;
 	struct reply r;
 	struct cfg *c;
+	char host[RESOLVE_DOMAIN_MAX + 1];
+	unsigned port;
+	bool bracket;
 	size_t i;
 
 	(void)state;
@@ -166,6 +169,24 @@ test_relayhost(void **state)
 		assert_int_equal(resolve_nexthop_ok(good[i]), 0);
 	for (i = 0; hostile[i] != NULL; i++)
 		assert_int_equal(resolve_nexthop_ok(hostile[i]), -1);
+	/* the parts, as the smtp agent takes them */
+	assert_int_equal(resolve_nexthop_parse("Mx.Example.test", host,
+	    sizeof(host), &port, &bracket), 0);
+	assert_string_equal(host, "Mx.Example.test");
+	assert_int_equal(port, 25);
+	assert_false(bracket);
+	assert_int_equal(resolve_nexthop_parse("[192.0.2.1]:2525", host,
+	    sizeof(host), &port, &bracket), 0);
+	assert_string_equal(host, "192.0.2.1");
+	assert_int_equal(port, 2525);
+	assert_true(bracket);
+	assert_int_equal(resolve_nexthop_parse("[IPv6:2001:db8::1]", host,
+	    sizeof(host), &port, &bracket), 0);
+	assert_string_equal(host, "2001:db8::1");
+	assert_int_equal(resolve_nexthop_parse("", host, sizeof(host), &port,
+	    &bracket), -1);
+	assert_int_equal(resolve_nexthop_parse("toolong.test", host, 5, &port,
+	    &bracket), -1);
 
 	buf_init(&errs, 0);
 	c = mkcfg(bad);

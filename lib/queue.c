@@ -9,12 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "file.h"
 #include "log.h"
 #include "mem.h"
@@ -25,6 +27,14 @@
 #define QUEUE_WBUF		(64 * 1024)
 #define QUEUE_HEAD_GUESS	(16 * 1024)	/* first read of an envelope */
 #define QUEUE_SIZE_DIGITS	13
+/*
+ * The envelope ends in "14:check=HHHHHHHH,26:content_size=DDDDDDDDDDDDD,"
+ * then the end marker "0:,": from the end of the record, the digits of
+ * content_size start 17 bytes back and the check sum 42 bytes back.
+ */
+#define QUEUE_SIZE_BACK		17
+#define QUEUE_CHECK_BACK	42
+#define QUEUE_SEAL_LEN		(QUEUE_CHECK_BACK - 4)	/* to the ",0:," */
 #define QUEUE_REASON_MAX	1000
 
 static const char queue_b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -205,6 +215,7 @@ struct queue_writer {
 	struct buf out;
 	uint64_t size;
 	off_t	 size_off;	/* where the 13 digits of content_size are */
+	uint32_t crc;		/* CRC-32C so far (envelope, content) */
 	int	 err;		/* first write errno, 0 if none */
 	bool	 sealed, committed;
 	bool	 recycled;	/* a file from free/, written over */
@@ -275,6 +286,8 @@ queue_encode_env(struct buf *b, const struct queue_env *env,
 		if (env->rcpt[i].notify != 0)
 			rc |= attr_put_uint(b, "notify", env->rcpt[i].notify);
 	}
+	/* both filled in place by the seal (see QUEUE_*_BACK) */
+	rc |= attr_put(b, "check", "00000000", CRC32C_HEX);
 	rc |= attr_put(b, "content_size", "0000000000000", QUEUE_SIZE_DIGITS);
 	*size_off_r = b->len - 1 - QUEUE_SIZE_DIGITS;
 	rc |= attr_end(b);
@@ -568,6 +581,19 @@ queue_writer_new(const char *qdir, struct queue_env *env, struct reply *r)
 		goto fail_quiet;
 	}
 	w->size_off = (off_t)off;
+	w->crc = crc32c_update(crc32c_init(), w->out.data, w->out.len);
+	/*
+	 * Held until the writer is done: qmgr's scan leaves a locked
+	 * ID.tmp alone and may recover an unlocked, sealed one (queue.h).
+	 * A scan holds it for a moment at most: wait for that.
+	 */
+	while (flock(w->fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			log_err("%s: lock %s: %s", env->id, w->tmp,
+			    strerror(errno));
+			goto fail;
+		}
+	}
 	return w;
 fail:
 	reply_set(r, 451, "4.3.0", "Error: queue file write error");
@@ -598,6 +624,7 @@ queue_writer_write(struct queue_writer *w, const void *p, size_t n)
 	if (w->err != 0 || w->sealed)
 		return -1;
 	w->size += n;
+	w->crc = crc32c_update(w->crc, p, n);
 	if (w->out.len + n > QUEUE_WBUF) {
 		if (queue_writer_flush(w) < 0)
 			return -1;
@@ -630,7 +657,7 @@ queue_writer_size(const struct queue_writer *w)
 int
 queue_writer_seal(struct queue_writer *w, struct reply *r)
 {
-	char digits[QUEUE_SIZE_DIGITS + 1];
+	char seal[QUEUE_SEAL_LEN + 1];
 	off_t end;
 
 	if (queue_writer_flush(w) < 0) {
@@ -646,10 +673,12 @@ queue_writer_seal(struct queue_writer *w, struct reply *r)
 		queue_io_reply(r, w->err);
 		return -1;
 	}
-	(void)snprintf(digits, sizeof(digits), "%0*llu", QUEUE_SIZE_DIGITS,
+	/* "HHHHHHHH,26:content_size=DDDDDDDDDDDDD": one write, in place */
+	(void)snprintf(seal, sizeof(seal), "%08x,26:content_size=%0*llu",
+	    (unsigned)crc32c_final(w->crc), QUEUE_SIZE_DIGITS,
 	    (unsigned long long)w->size);
-	if (pwrite(w->fd, digits, QUEUE_SIZE_DIGITS, w->size_off) !=
-	    QUEUE_SIZE_DIGITS) {
+	if (pwrite(w->fd, seal, QUEUE_SEAL_LEN, w->size_off -
+	    (QUEUE_CHECK_BACK - QUEUE_SIZE_BACK)) != QUEUE_SEAL_LEN) {
 		w->err = errno ? errno : EIO;
 		log_err("%s: write %s: %s", w->env->id, w->tmp,
 		    strerror(w->err));
@@ -720,6 +749,27 @@ queue_get_uint(const struct attr_field *f, unsigned long long max,
 	if (memchr(f->value, '\0', f->value_len) != NULL)
 		return -1;
 	return str_to_uint(f->value, 0, max, v_r);
+}
+
+/* queue_hex32 - exactly 8 lower-case hex digits */
+static int
+queue_hex32(const char *s, size_t len, uint32_t *v_r)
+{
+	uint32_t v = 0;
+	size_t i;
+
+	if (len != CRC32C_HEX)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (s[i] >= '0' && s[i] <= '9')
+			v = v << 4 | (uint32_t)(s[i] - '0');
+		else if (s[i] >= 'a' && s[i] <= 'f')
+			v = v << 4 | (uint32_t)(s[i] - 'a' + 10);
+		else
+			return -1;
+	}
+	*v_r = v;
+	return 0;
 }
 
 static int
@@ -797,6 +847,15 @@ queue_apply_env(const struct attr_rec *rec, struct queue_env *env,
 			    queue_get_uint(f, 15, &v) < 0 || v == 0)
 				goto bad;
 			last->notify = (unsigned)v;
+		} else if (strcmp(f->name, "check") == 0) {
+			/* fixed place: the seal writes it with content_size */
+			if (env->has_check || i + 1 >= n ||
+			    strcmp(attr_at(rec, i + 1)->name,
+			    "content_size") != 0 ||
+			    queue_hex32(f->value, f->value_len,
+			    &env->check) < 0)
+				goto bad;
+			env->has_check = true;
 		} else if (strcmp(f->name, "content_size") == 0) {
 			if (f->value_len != QUEUE_SIZE_DIGITS ||
 			    queue_get_uint(f, UINT64_MAX, &v) < 0)
@@ -1023,6 +1082,114 @@ queue_read(int fd, struct queue_env *env, const char **why_r,
 	free(buf);
 	if (rc < 0)
 		*is_corrupt_r = true;
+	return rc;
+}
+
+/* queue_zero_range - set buf's bytes of file range [from, to) to '0' */
+static void
+queue_zero_range(unsigned char *buf, uint64_t off, size_t n, uint64_t from,
+    uint64_t to)
+{
+	uint64_t a = from > off ? from : off;
+	uint64_t b = to < off + n ? to : off + n;
+
+	if (a < b)
+		memset(buf + (a - off), '0', (size_t)(b - a));
+}
+
+int
+queue_verify(int fd, const struct queue_env *env, const char **why_r)
+{
+	uint64_t end = env->content_offset + env->content_size, off = 0;
+	uint64_t check_at, size_at;
+	unsigned char *buf;
+	size_t n;
+	uint32_t c = crc32c_init();
+
+	if (!env->has_check)
+		return 0;	/* written before check sums: nothing to see */
+	if (env->content_offset < QUEUE_CHECK_BACK) {
+		*why_r = "bad envelope";
+		return -1;
+	}
+	/* the sum was taken with both fields still zeros */
+	check_at = env->content_offset - QUEUE_CHECK_BACK;
+	size_at = env->content_offset - QUEUE_SIZE_BACK;
+	buf = xmalloc(QUEUE_WBUF);
+	while (off < end) {
+		n = end - off < QUEUE_WBUF ? (size_t)(end - off) : QUEUE_WBUF;
+		if (queue_pread_all(fd, buf, n, (off_t)off) < 0) {
+			free(buf);
+			*why_r = "read error";
+			return -1;
+		}
+		queue_zero_range(buf, off, n, check_at, check_at + CRC32C_HEX);
+		queue_zero_range(buf, off, n, size_at,
+		    size_at + QUEUE_SIZE_DIGITS);
+		c = crc32c_update(c, buf, n);
+		off += n;
+	}
+	free(buf);
+	if (crc32c_final(c) != env->check) {
+		*why_r = "check sum mismatch";
+		return -1;
+	}
+	return 0;
+}
+
+int
+queue_tmp_recover(int dirfd, const char *name, const char **why_r,
+    bool *is_busy_r)
+{
+	char id[QUEUE_ID_LEN + 1];
+	struct queue_env *env;
+	bool corrupt;
+	int fd, rc = 0, saved;
+
+	*is_busy_r = false;
+	if (strlen(name) != QUEUE_ID_LEN + 4 ||
+	    strcmp(name + QUEUE_ID_LEN, ".tmp") != 0) {
+		*why_r = "not a temporary queue file name";
+		return 0;
+	}
+	memcpy(id, name, QUEUE_ID_LEN);
+	id[QUEUE_ID_LEN] = '\0';
+	if (!queue_id_ok(id)) {
+		*why_r = "not a temporary queue file name";
+		return 0;
+	}
+	if ((fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		saved = errno;
+		(void)close(fd);
+		if (saved == EWOULDBLOCK) {
+			*is_busy_r = true;
+			*why_r = "a writer holds it";
+			return 0;
+		}
+		errno = saved;
+		return -1;
+	}
+	env = queue_env_new();
+	if (queue_read(fd, env, why_r, &corrupt) < 0)
+		;	/* unsealed, or old bytes of a recycled file */
+	else if (strcmp(env->id, id) != 0)
+		*why_r = "the envelope is another message's";
+	else if (!env->has_check)
+		*why_r = "no check sum";
+	else if (queue_verify(fd, env, why_r) == 0) {
+		/* whole: it gets its name; NOREPLACE, as everywhere */
+		if (renameat2(dirfd, name, dirfd, id, RENAME_NOREPLACE) < 0 ||
+		    fsync(dirfd) < 0)
+			rc = -1;
+		else
+			rc = 1;
+	}
+	saved = errno;
+	queue_env_free(&env);
+	(void)close(fd);	/* the lock goes with it */
+	errno = saved;
 	return rc;
 }
 

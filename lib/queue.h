@@ -23,8 +23,14 @@
  *                 client_name= client_addr= helo= proto= auth=], then for
  *                 each recipient rcpt=ADDR, optionally followed by
  *                 orcpt= and notify= which belong to the rcpt before
- *                 them; then content_size= as exactly 13 digits (the
- *                 writer fills it in place once the size is known).
+ *                 them; then check= as exactly 8 lower-case hex digits
+ *                 and content_size= as exactly 13 digits, the last two
+ *                 (the writer fills both in place, with one write, once
+ *                 the message is whole: the seal).  check is the
+ *                 CRC-32C (crc32c.h) of the file from its first byte to
+ *                 the end of the content, taken while both fields were
+ *                 still all zeros.  Files written before check sums
+ *                 have no check= and are read as they are.
  *   2. content    content_size raw bytes: the message as received, dot
  *                 stuffing removed, lines ending in CRLF.
  *   3. status     zero or more records appended later, one per event:
@@ -39,15 +45,31 @@
  * A torn last status record (crash during the append) is ignored; any
  * other damage makes the file corrupt.
  *
- * Writing (smtpd, sendmail): queue_writer_new() creates incoming/ID.tmp
+ * Writing (smtpd, sendmail): queue_writer_new() creates incoming/ID.tmp,
+ * takes an exclusive flock(2) on it, held until the writer is freed,
  * and writes the envelope; queue_writer_write() appends content
- * (buffered); queue_writer_seal() flushes and fills in content_size;
- * queue_writer_sync() fsyncs the file (may run in another thread);
- * queue_writer_commit() renames it to incoming/ID.  The caller then
- * fsyncs the directory with queue_dir_sync() — once for a whole batch of
- * messages (group commit) — and only then says "250 queued as ID"
- * (invariant 1).  queue_writer_free() of a writer not committed unlinks
- * the temporary file: a client gone mid-DATA leaves nothing behind.
+ * (buffered); queue_writer_seal() flushes and fills in check and
+ * content_size; queue_writer_sync() fsyncs the file (may run in another
+ * thread); queue_writer_commit() renames it to incoming/ID.  Before
+ * "250 queued as ID" (invariant 1) the caller waits for the file's
+ * fsync and for an fsync of incoming/ (queue_dir_sync()) that started
+ * after queue_writer_new() gave the file its name ID.tmp — one for a
+ * whole batch of messages (group commit).  smtpd starts that directory
+ * fsync at once, while the message is still coming in, and so does not
+ * wait for the rename to ID to be durable: if a crash loses it, the
+ * file is still there as ID.tmp, whole, and queue_tmp_recover() (qmgr's
+ * scan) queues it.  Other writers sync the directory after the commit.
+ * queue_writer_free() of a writer not committed unlinks the temporary
+ * file: a client gone mid-DATA leaves nothing behind.
+ *
+ * Recovery: an incoming/ID.tmp that nobody holds locked, whose envelope
+ * says id=ID, sealed, with a check sum that matches, is a whole message
+ * whose writer finished (queue_tmp_recover() renames it to ID).  Any
+ * other ID.tmp is unfinished: its writer is at work (locked), or died
+ * before the 250 (the client was never told it was queued); qmgr
+ * removes those a day later.  The check sum matters after a power
+ * failure only: a file whose fsync did not finish may hold any mix of
+ * old and new blocks.
  *
  * Recycling: a finished queue file is not unlinked but renamed into
  * free/ (queue_recycle(), at most QUEUE_FREE_MAX files, each cut to
@@ -140,6 +162,8 @@ struct queue_env {
 	bool	 held;
 	uint64_t content_offset;	/* file offset of the message */
 	uint64_t content_size;
+	bool	 has_check;		/* check= was there (else older) */
+	uint32_t check;			/* CRC-32C, see queue_verify() */
 	uint64_t good_end;		/* end of the last whole record */
 };
 
@@ -194,6 +218,23 @@ int	queue_parse(const void *data, size_t len, struct queue_env *env,
  */
 int	queue_read(int fd, struct queue_env *env, const char **why_r,
 	    bool *is_corrupt_r);
+
+/*
+ * queue_verify - read the file up to the end of its content and compare
+ * the CRC-32C with env->check (env from queue_read() of the same fd);
+ * 0 when it matches or env has no check sum, -1 with why otherwise
+ */
+int	queue_verify(int fd, const struct queue_env *env, const char **why_r);
+
+/*
+ * queue_tmp_recover - incoming/ID.tmp (name, in the directory dirfd)
+ * left by a writer that is gone: 1 when it held a whole, sealed message
+ * (id=ID, check sum good) and was renamed to ID and the directory
+ * fsynced; 0 when it was left alone, with why (*is_busy_r: a writer
+ * holds it locked); -1 on an I/O error (errno)
+ */
+int	queue_tmp_recover(int dirfd, const char *name, const char **why_r,
+	    bool *is_busy_r);
 
 /*
  * queue_status_append - append one status record for recipient idx to

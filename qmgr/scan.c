@@ -5,8 +5,13 @@
  * not know yet join the ready list (active/ first: mail that was in
  * flight when qmgr stopped, then incoming/ in ID order, which is
  * arrival order), deferred/ files are (re)indexed with their mtime as
- * the next try time and entries whose file is gone are dropped.  Stale
- * incoming/ID.tmp files (a writer that died) older than a day go.
+ * the next try time and entries whose file is gone are dropped.
+ *
+ * incoming/ID.tmp files: one that no writer holds locked and that holds
+ * a whole, sealed message with a good check sum is queued under its
+ * name ID (queue_tmp_recover(): smtpd said 250 for it, and a crash lost
+ * the rename that followed); the others are unfinished, and go when
+ * they are a day old and unlocked (a writer that died before its 250).
  *
  * The deferred timer fires at the earliest next try (not more often
  * than QMGR_DEFER_TICK_MIN) and moves every due entry to the ready list.
@@ -67,8 +72,10 @@ scan_dir(enum queue_dir d, struct scan_names *sn, int64_t now)
 	char path[64];
 	struct dirent *de;
 	struct stat st;
+	const char *why;
+	bool busy;
 	DIR *dir;
-	int dfd;
+	int dfd, rc;
 
 	sn->n = 0;
 	if ((dir = opendir(dn)) == NULL) {
@@ -81,13 +88,24 @@ scan_dir(enum queue_dir d, struct scan_names *sn, int64_t now)
 			scan_names_add(sn, de->d_name);
 			continue;
 		}
-		if (d == QUEUE_INCOMING && scan_is_tmp(de->d_name) &&
-		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		if (d != QUEUE_INCOMING || !scan_is_tmp(de->d_name))
+			continue;
+		(void)snprintf(path, sizeof(path), "%.16s", de->d_name);
+		rc = queue_tmp_recover(dfd, path, &why, &busy);
+		if (rc > 0) {
+			log_info("%.12s: recovered incoming/%s: a whole "
+			    "message, sealed, check sum good", path, path);
+			path[QUEUE_ID_LEN] = '\0';
+			scan_names_add(sn, path);
+		} else if (rc < 0) {
+			log_warn("%.12s: incoming/%s: %s", path, path,
+			    strerror(errno));
+		} else if (!busy && fstatat(dfd, path, &st,
+		    AT_SYMLINK_NOFOLLOW) == 0 &&
 		    now - (int64_t)st.st_mtime > QMGR_TMP_MAX_AGE) {
-			(void)snprintf(path, sizeof(path), "%.16s", de->d_name);
 			if (unlinkat(dfd, path, 0) == 0)
 				log_info("%.12s: removed stale temporary "
-				    "file incoming/%s", path, path);
+				    "file incoming/%s (%s)", path, path, why);
 		}
 	}
 	(void)closedir(dir);

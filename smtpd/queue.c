@@ -1,20 +1,29 @@
 /*
  * queue - hand a received message to the queue, durably (invariant 1)
  *
- * The order is the one lib/queue.h fixes: seal the file, fsync it,
- * rename incoming/ID.tmp to incoming/ID, fsync incoming/, and only then
- * "250 2.0.0 Ok: queued as ID".  The loop never waits for the disk:
+ * The order is the one lib/queue.h fixes.  At DATA the writer takes a
+ * file as incoming/ID.tmp (a rename) and locks it; at the final dot it
+ * seals the file (content_size and the check sum) and fsyncs it, then
+ * renames it to incoming/ID; "250 2.0.0 Ok: queued as ID" comes only
+ * when both the file's fsync and an fsync of incoming/ that started
+ * after the ID.tmp rename are done.  The name ID.tmp is thus durable
+ * before the 250, and so is the content; the rename to ID need not be:
+ * should it be lost in a crash, qmgr finds ID.tmp unlocked, sealed and
+ * with a good check sum, and queues it (lib/queue.h, qmgr(8)).
+ *
+ * The loop never waits for the disk:
  *
  *   - each message's fsync runs in a lib/fsyncq worker, so the
- *     fsyncs of many sessions are in flight together and the ext4
- *     journal commits them at once;
- *   - the directory fsync is shared (group commit): messages renamed
- *     while no directory fsync runs start one at once; messages renamed
- *     while one runs wait for it to finish and then share the next one
- *     (the running fsync may have started before their rename).  One
- *     fsync of incoming/ thus covers every message completed meanwhile.
+ *     fsyncs of many sessions are in flight together;
+ *   - the directory fsync is shared (group commit) and starts as soon
+ *     as a file is taken, at DATA, so it runs while the client sends
+ *     the message: by the final dot it is mostly done.  Files taken
+ *     while a directory fsync runs wait for the next one (the running
+ *     one may have started before their rename): generations count
+ *     the directory fsyncs started and done, and a session remembers
+ *     the first one that covers its file.
  * No fsync is ever skipped: every 250 comes after its file's own fsync
- * and after a directory fsync that started after its rename.
+ * and after a directory fsync that started after its file got its name.
  *
  * After the 250, qmgr is told best effort with "request=new id=ID" over
  * one kept, pipelined connection to private/qmgr (lib/trigger.h); when
@@ -42,14 +51,17 @@
 static struct {
 	struct fsyncq *fsq;
 	int	 dirfd;
-	struct smtpd_session *waiting;		/* renamed, need a dir fsync */
-	struct smtpd_session **waiting_tail;
-	struct smtpd_session *syncing;		/* covered by the one running */
+	uint64_t dir_started;			/* directory fsyncs started */
+	uint64_t dir_done;			/* the last one finished */
+	uint64_t dir_wanted;			/* the one the newest file needs */
 	bool	 dir_busy;
+	struct smtpd_session *waiting;		/* file synced, need dir_done */
+	struct smtpd_session **waiting_tail;
 	unsigned pending;			/* sessions in SS_QUEUE */
 	struct trigger *qmgr;			/* "new id=" to qmgr */
 } q = { .dirfd = -1 };
 
+static void queue_dir_kick(void);
 
 void
 smtpd_queue_init(struct ev *ev, int nthreads)
@@ -94,6 +106,10 @@ smtpd_queue_start(struct smtpd_session *s, struct reply *r)
 	queue_env_set(&env->auth, s->auth_user);
 	if ((s->qw = queue_writer_new(".", env, r)) == NULL)
 		return -1;
+	/* ID.tmp has its name: the next directory fsync to start covers it */
+	s->dir_gen = q.dir_started + 1;
+	q.dir_wanted = s->dir_gen;
+	queue_dir_kick();
 	if (s->auth_user != NULL)
 		log_info("%s: client=%s, sasl_method=%s, sasl_username=%s",
 		    env->id, s->client, s->auth_method, s->auth_user);
@@ -137,16 +153,14 @@ queue_finish(struct smtpd_session *s, const struct reply *fail)
 
 static void queue_on_dir_synced(void *, int);
 
-/* queue_dir_kick - start a directory fsync for the waiting messages */
+/* queue_dir_kick - start a directory fsync if a taken file needs one */
 static void
 queue_dir_kick(void)
 {
-	if (q.dir_busy || q.waiting == NULL)
+	if (q.dir_busy || q.dir_wanted <= q.dir_done)
 		return;
-	q.syncing = q.waiting;
-	q.waiting = NULL;
-	q.waiting_tail = &q.waiting;
 	q.dir_busy = true;
+	q.dir_started++;
 	fsyncq_submit(q.fsq, q.dirfd, false, queue_on_dir_synced, NULL);
 }
 
@@ -158,23 +172,35 @@ queue_on_dir_synced(void *arg, int err)
 	unsigned count = 0;
 
 	(void)arg;
-	s = q.syncing;
-	for (next = s; next != NULL; next = next->gc_next)
-		count++;
-	log_debug("group commit: one fsync of incoming/ for %u messages",
-	    count);
-	q.syncing = NULL;
 	q.dir_busy = false;
-	queue_dir_kick();	/* the next batch starts at once */
 	if (err != 0) {
 		log_err("fsync incoming/: %s", strerror(err));
 		reply_set(&r, 451, "4.3.0", "Error: queue file write error");
-	}
+	} else
+		q.dir_done = q.dir_started;
+	/* the sessions this one covers (all of them when it failed) */
+	s = q.waiting;
+	q.waiting = NULL;
+	q.waiting_tail = &q.waiting;
+	if (err == 0)
+		queue_dir_kick();	/* the next batch starts at once */
 	for (; s != NULL; s = next) {
 		next = s->gc_next;
 		s->gc_next = NULL;
+		if (err == 0 && s->dir_gen > q.dir_done) {
+			*q.waiting_tail = s;	/* needs a later one */
+			q.waiting_tail = &s->gc_next;
+			continue;
+		}
+		count++;
 		queue_finish(s, err != 0 ? &r : NULL);
 	}
+	if (count > 0)
+		log_debug("group commit: one fsync of incoming/ for %u "
+		    "messages", count);
+	/* after a failure, the next try waits for the next message */
+	if (q.waiting != NULL)
+		queue_dir_kick();
 }
 
 static void
@@ -189,8 +215,13 @@ queue_on_file_synced(void *arg, int err)
 		queue_finish(s, &r);
 		return;
 	}
+	/* durable content under a durable name: ID.tmp becomes ID */
 	if (queue_writer_commit(s->qw, &r) < 0) {
 		queue_finish(s, &r);
+		return;
+	}
+	if (s->dir_gen <= q.dir_done) {
+		queue_finish(s, NULL);
 		return;
 	}
 	s->gc_next = NULL;

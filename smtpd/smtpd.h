@@ -179,6 +179,7 @@ struct smtpd_session {
 	bool	 bdat_failed;		/* refuse the rest of the chunks */
 	struct reply bdat_err;
 	struct smtpd_session *gc_next;	/* group commit list */
+	uint64_t dir_gen;		/* incoming/ fsync that covers qw */
 
 	/* counts for the disconnect line */
 	unsigned cnt_all[SMTP_AUTH + 1], cnt_ok[SMTP_AUTH + 1];

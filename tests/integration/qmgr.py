@@ -9,6 +9,7 @@ sent/deferred/failed per recipient as each test wants; it keeps what it
 was asked and a copy of each message it "delivered".  Queue files are
 written with tests/helpers/mkq_qmgr (lib/queue).  Prints TAP.
 """
+import fcntl
 import os
 import pwd
 import shutil
@@ -340,6 +341,44 @@ try:
        "kept")
     os.unlink(junk)
     os.unlink(fresh)
+
+    # ---- an ID.tmp whose rename to ID was lost (smtpd said 250, then
+    # the machine crashed): whole, sealed, unlocked -> queued ----
+    def as_tmp(qid):
+        tmp = os.path.join(QDIR, "incoming", qid + ".tmp")
+        os.rename(os.path.join(QDIR, "incoming", qid), tmp)
+        return tmp
+
+    lost = mkq("s@example.test", "lost@example.test")
+    lost_tmp = as_tmp(lost)
+    held = mkq("s@example.test", "held@example.test")
+    held_tmp = as_tmp(held)
+    torn = mkq("s@example.test", "torn@example.test")
+    torn_tmp = as_tmp(torn)
+    with open(torn_tmp, "r+b") as f:	# a block that never hit the disk
+        data = f.read()
+        at = data.index(b"hello")
+        f.seek(at)
+        f.write(b"jello")
+    lockf = open(held_tmp, "rb")	# a writer still at work
+    fcntl.flock(lockf, fcntl.LOCK_EX)
+    ipc("scan")
+    ok(wait(lambda: gone(lost) and not os.path.exists(lost_tmp)),
+       "scan: an unlocked, sealed ID.tmp with a good check sum is queued "
+       "and delivered", where(lost))
+    ok(("%s: recovered incoming/%s.tmp" % (lost, lost)) in log_text(),
+       "log: ID: recovered incoming/ID.tmp", log_text()[-600:])
+    ok(os.path.exists(held_tmp) and gone(held),
+       "an ID.tmp a writer holds locked is left alone", where(held))
+    ok(os.path.exists(torn_tmp) and gone(torn) and
+       not [r for r in LOCAL.requests if r[0] == torn],
+       "an ID.tmp whose check sum does not match is not delivered",
+       where(torn))
+    lockf.close()
+    ipc("scan")
+    ok(wait(lambda: gone(held) and not os.path.exists(held_tmp)),
+       "once the lock is gone, the next scan queues it", where(held))
+    os.unlink(torn_tmp)
 
     # ---- 1. plain delivery, both local recipients in one request ----
     qid = mkq("s@example.test", "a@example.test", "b@example.test")

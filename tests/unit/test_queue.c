@@ -1,6 +1,7 @@
 /*
  * test_queue - queue IDs, writing a queue file durably, reading it back,
- * status records (and a torn last one), corrupt files, aborted writes
+ * status records (and a torn last one), corrupt files, aborted writes,
+ * the check sum, and recovery of an ID.tmp whose writer is gone
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -625,6 +627,293 @@ test_deliver_req(void **state)
 	free(idx);
 }
 
+
+/* flip - change one byte of a file at off */
+static void
+flip(const char *path, off_t off)
+{
+	unsigned char c;
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, off), 1);
+	c ^= 0x01;
+	assert_int_equal(pwrite(fd, &c, 1, off), 1);
+	close(fd);
+}
+
+/* verify_path - queue_read + queue_verify of a file; 0, -1 (why) */
+static int
+verify_path(const char *path, const char **why_r, struct queue_env *back)
+{
+	bool corrupt;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	rc = queue_read(fd, back, why_r, &corrupt);
+	if (rc == 0)
+		rc = queue_verify(fd, back, why_r);
+	close(fd);
+	return rc;
+}
+
+static void
+test_check(void **state)
+{
+	struct queue_env *env = sample_env(), *back;
+	char path[256];
+	const char *why = NULL;
+	int fd;
+
+	(void)state;
+	write_message(env, path, sizeof(path));
+	back = queue_env_new();
+	assert_int_equal(verify_path(path, &why, back), 0);
+	assert_true(back->has_check);
+	/* status records after the content are not part of the sum */
+	fd = open(path, O_RDWR);
+	assert_int_equal(queue_status_append(fd, back, 0, QUEUE_R_DEFERRED,
+	    "4.2.0", "try later", 0), 0);
+	close(fd);
+	queue_env_free(&back);
+	back = queue_env_new();
+	assert_int_equal(verify_path(path, &why, back), 0);
+	queue_env_free(&back);
+
+	/* one changed bit of the content: a mismatch */
+	back = queue_env_new();
+	assert_int_equal(verify_path(path, &why, back), 0);
+	flip(path, (off_t)back->content_offset + 20);
+	queue_env_free(&back);
+	back = queue_env_new();
+	assert_int_equal(verify_path(path, &why, back), -1);
+	assert_string_equal(why, "check sum mismatch");
+	queue_env_free(&back);
+	unlink(path);
+
+	/* the envelope is in the sum too (a letter of the sender) */
+	write_message(env, path, sizeof(path));
+	{
+		char head[512];
+
+		fd = open(path, O_RDONLY);
+		assert_true(read(fd, head, sizeof(head)) > 0);
+		close(fd);
+		flip(path, (off_t)(strstr(head, "sender@") - head));
+	}
+	back = queue_env_new();
+	assert_int_equal(verify_path(path, &why, back), -1);
+	assert_string_equal(why, "check sum mismatch");
+	/* it parses (s became r), only the sum tells */
+	assert_string_equal(back->sender, "render@example.org");
+	queue_env_free(&back);
+	unlink(path);
+	queue_env_free(&env);
+}
+
+/* the sum over a content larger than one read of the verifier */
+static void
+test_check_large(void **state)
+{
+	struct queue_env *env = sample_env(), *back = queue_env_new();
+	struct queue_writer *w;
+	struct reply r;
+	char path[256], chunk[1000];
+	const char *why = NULL;
+	int i;
+
+	(void)state;
+	memset(chunk, 'x', sizeof(chunk));
+	w = queue_writer_new(qdir, env, &r);
+	assert_non_null(w);
+	for (i = 0; i < 300; i++) {
+		chunk[0] = (char)('a' + i % 26);
+		assert_int_equal(queue_writer_write(w, chunk, sizeof(chunk)),
+		    0);
+	}
+	assert_int_equal(queue_writer_seal(w, &r), 0);
+	assert_int_equal(queue_writer_commit(w, &r), 0);
+	queue_writer_free(&w);
+	assert_int_equal(queue_path(path, sizeof(path), qdir, QUEUE_INCOMING,
+	    env->id), 0);
+	assert_int_equal(verify_path(path, &why, back), 0);
+	assert_int_equal(back->content_size, 300 * sizeof(chunk));
+	flip(path, (off_t)back->content_offset + 250 * 1000 + 7);
+	queue_env_free(&back);
+	back = queue_env_new();
+	assert_int_equal(verify_path(path, &why, back), -1);
+	unlink(path);
+	queue_env_free(&back);
+	queue_env_free(&env);
+}
+
+/*
+ * tmp_left - a child process writes a message as ID.tmp and dies
+ * without committing (as after a crash): seal says how far it got.
+ * Returns the ID.
+ */
+static void
+tmp_left(bool seal, char *id)
+{
+	struct queue_env *env = sample_env();
+	int fds[2], status;
+	pid_t pid;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct queue_writer *w;
+		struct reply r;
+
+		close(fds[0]);
+		w = queue_writer_new(qdir, env, &r);
+		if (w == NULL || queue_writer_write(w, body,
+		    sizeof(body) - 1) < 0)
+			_exit(1);
+		if (seal && (queue_writer_seal(w, &r) < 0 ||
+		    queue_writer_sync(w) < 0))
+			_exit(1);
+		if (write(fds[1], env->id, QUEUE_ID_LEN) != QUEUE_ID_LEN)
+			_exit(1);
+		_exit(0);	/* no commit, no free: the file stays */
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], id, QUEUE_ID_LEN), QUEUE_ID_LEN);
+	id[QUEUE_ID_LEN] = '\0';
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	queue_env_free(&env);
+}
+
+static int
+incoming_fd(void)
+{
+	char p[128];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/%s", qdir, queue_dir_name(QUEUE_INCOMING));
+	fd = open(p, O_RDONLY | O_DIRECTORY);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static void
+test_tmp_recover(void **state)
+{
+	struct queue_env *env = sample_env(), *back;
+	struct queue_writer *w;
+	struct reply r;
+	char id[QUEUE_ID_LEN + 1], name[64], path[256], other[256];
+	const char *why = NULL;
+	bool busy;
+	int dfd = incoming_fd();
+
+	(void)state;
+	/* a live writer holds its file: left alone, even when sealed */
+	w = queue_writer_new(qdir, env, &r);
+	assert_non_null(w);
+	assert_int_equal(queue_writer_write(w, body, sizeof(body) - 1), 0);
+	assert_int_equal(queue_writer_seal(w, &r), 0);
+	snprintf(name, sizeof(name), "%s.tmp", env->id);
+	assert_int_equal(queue_tmp_recover(dfd, name, &why, &busy), 0);
+	assert_true(busy);
+	queue_writer_free(&w);		/* not committed: removed */
+	assert_int_equal(count_files(QUEUE_INCOMING), 0);
+
+	/* sealed and synced, then the writer died: recovered as ID */
+	tmp_left(true, id);
+	snprintf(name, sizeof(name), "%s.tmp", id);
+	assert_int_equal(queue_tmp_recover(dfd, name, &why, &busy), 1);
+	assert_false(busy);
+	assert_int_equal(queue_path(path, sizeof(path), qdir, QUEUE_INCOMING,
+	    id), 0);
+	back = queue_env_new();
+	assert_int_equal(verify_path(path, &why, back), 0);
+	assert_string_equal(back->id, id);
+	assert_int_equal(back->content_size, sizeof(body) - 1);
+	queue_env_free(&back);
+	unlink(path);
+
+	/* never sealed: left alone, not busy */
+	tmp_left(false, id);
+	snprintf(name, sizeof(name), "%s.tmp", id);
+	assert_int_equal(queue_tmp_recover(dfd, name, &why, &busy), 0);
+	assert_false(busy);
+	snprintf(path, sizeof(path), "%s/incoming/%s", qdir, name);
+	assert_int_equal(access(path, F_OK), 0);
+	unlink(path);
+
+	/* sealed, but a block never made it to the disk: left alone */
+	tmp_left(true, id);
+	snprintf(name, sizeof(name), "%s.tmp", id);
+	snprintf(path, sizeof(path), "%s/incoming/%s", qdir, name);
+	back = queue_env_new();
+	assert_int_equal(verify_path(path, &why, back), 0);
+	flip(path, (off_t)back->content_offset + 3);
+	queue_env_free(&back);
+	assert_int_equal(queue_tmp_recover(dfd, name, &why, &busy), 0);
+	assert_string_equal(why, "check sum mismatch");
+	assert_int_equal(access(path, F_OK), 0);
+	unlink(path);
+
+	/* old bytes of another message (a recycled file): left alone */
+	write_message(env, other, sizeof(other));
+	snprintf(path, sizeof(path), "%s/incoming/0123456789AB.tmp", qdir);
+	assert_int_equal(rename(other, path), 0);
+	assert_int_equal(queue_tmp_recover(dfd, "0123456789AB.tmp", &why,
+	    &busy), 0);
+	assert_string_equal(why, "the envelope is another message's");
+	unlink(path);
+
+	/* not a temporary file's name */
+	assert_int_equal(queue_tmp_recover(dfd, "../x.tmp", &why, &busy), 0);
+	assert_int_equal(count_files(QUEUE_INCOMING), 0);
+	close(dfd);
+	queue_env_free(&env);
+}
+
+/* a file written before check sums: read as it is, nothing to verify */
+static void
+test_no_check(void **state)
+{
+	struct queue_env *back = queue_env_new();
+	struct buf b;
+	char path[256];
+	const char *why = NULL;
+	bool busy;
+	int fd, dfd;
+
+	(void)state;
+	buf_init(&b, 4096);
+	assert_int_equal(attr_put_str(&b, "v", "1"), 0);
+	assert_int_equal(attr_put_str(&b, "id", "0123456789AC"), 0);
+	assert_int_equal(attr_put_uint(&b, "arrival", 1700000000), 0);
+	assert_int_equal(attr_put_str(&b, "sender", "a@example.org"), 0);
+	assert_int_equal(attr_put_str(&b, "rcpt", "b@example.test"), 0);
+	assert_int_equal(attr_put(&b, "content_size", "0000000000005", 13), 0);
+	assert_int_equal(attr_end(&b), 0);
+	assert_int_equal(buf_append(&b, "hi\r\n\n", 5), 0);
+	snprintf(path, sizeof(path), "%s/incoming/0123456789AC.tmp", qdir);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+	close(fd);
+	assert_int_equal(verify_path(path, &why, back), 0);
+	assert_false(back->has_check);
+	assert_int_equal(back->content_size, 5);
+	/* as an ID.tmp it proves nothing: not recovered */
+	dfd = incoming_fd();
+	assert_int_equal(queue_tmp_recover(dfd, "0123456789AC.tmp", &why,
+	    &busy), 0);
+	assert_string_equal(why, "no check sum");
+	close(dfd);
+	unlink(path);
+	buf_deinit(&b);
+	queue_env_free(&back);
+}
+
 static void
 test_write_error(void **state)
 {
@@ -657,6 +946,10 @@ main(void)
 		cmocka_unit_test(test_large_content),
 		cmocka_unit_test(test_write_error),
 		cmocka_unit_test(test_recycle),
+		cmocka_unit_test(test_check),
+		cmocka_unit_test(test_check_large),
+		cmocka_unit_test(test_tmp_recover),
+		cmocka_unit_test(test_no_check),
 	};
 
 	return cmocka_run_group_tests_name("queue", tests, setup, teardown);

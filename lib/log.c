@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,35 @@ static const int log_prio[] = {
 	[LOG_L_PANIC] = LOG_CRIT,
 };
 
+/*
+ * The PID of every line, kept: getpid(2) is a system call (glibc no
+ * longer caches it) and a busy daemon logs several lines per message.
+ * A child of fork(2) asks again.
+ */
+static pid_t log_pid_cached;
+static pthread_once_t log_pid_once = PTHREAD_ONCE_INIT;
+
+static void
+log_pid_forget(void)
+{
+	log_pid_cached = 0;
+}
+
+static void
+log_pid_setup(void)
+{
+	(void)pthread_atfork(NULL, NULL, log_pid_forget);
+}
+
+static long
+log_pid(void)
+{
+	(void)pthread_once(&log_pid_once, log_pid_setup);
+	if (log_pid_cached == 0)
+		log_pid_cached = getpid();
+	return (long)log_pid_cached;
+}
+
 static void
 log_write_all(int fd, const char *p, size_t n)
 {
@@ -107,7 +137,7 @@ log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 	if (lvl == LOG_L_DEBUG && !log_debug_on)
 		return;
 	n = snprintf(line, sizeof(line), "%s[%ld]: %s", log_progname,
-	    (long)getpid(), log_tag[lvl]);
+	    log_pid(), log_tag[lvl]);
 	pre = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
 	msg = line + pre;
 	n = vsnprintf(msg, LOG_LINE_MAX - pre, fmt, ap);

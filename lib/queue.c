@@ -319,6 +319,32 @@ queue_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * queue_free_shuffle - every writer process reads free/ in the same
+ * order: without a shuffle they would all go for the same names, and
+ * half the renames would fail (ENOENT: taken by another process)
+ */
+static void
+queue_free_shuffle(void)
+{
+	static uint64_t x;
+	char t[QUEUE_ID_LEN + 1];
+	int i, j;
+
+	if (x == 0)
+		x = ((uint64_t)getpid() << 32) ^ (uint64_t)queue_now_ms() ^
+		    0x9e3779b97f4a7c15ULL;
+	for (i = qfree.n - 1; i > 0; i--) {
+		x ^= x << 13;	/* xorshift64: enough to spread the picks */
+		x ^= x >> 7;
+		x ^= x << 17;
+		j = (int)(x % (uint64_t)(i + 1));
+		memcpy(t, qfree.names[i], sizeof(t));
+		memcpy(qfree.names[i], qfree.names[j], sizeof(t));
+		memcpy(qfree.names[j], t, sizeof(t));
+	}
+}
+
 static void
 queue_free_scan(const char *qdir)
 {
@@ -335,6 +361,7 @@ queue_free_scan(const char *qdir)
 			memcpy(qfree.names[qfree.n++], de->d_name,
 			    QUEUE_ID_LEN + 1);
 	(void)closedir(d);
+	queue_free_shuffle();
 	if (qfree.n > 0)
 		qfree.next_scan = 0;
 }

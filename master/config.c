@@ -6,9 +6,11 @@
  * running configuration.  Errors are "file:line: message" lines.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -78,20 +80,42 @@ master_log_errors(const struct buf *errs)
 }
 
 /*
+ * stderr_is_journal - systemd connected standard error to the journal
+ * (JOURNAL_STREAM holds its "device:inode", systemd.exec(5))
+ */
+static bool
+stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char tail;
+
+	if (e == NULL || sscanf(e, "%llu:%llu%c", &dev, &ino, &tail) != 2 ||
+	    fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
+
+/*
  * master_log_setup - log to maillog_file (else syslog), to stderr too in
  * the foreground, and pass the same on to the children through the
- * environment (see log.h)
+ * environment (see log.h).  Under systemd without maillog_file, syslog
+ * already ends in the journal that standard error goes to: one copy.
  */
 int
 master_log_setup(struct master *m)
 {
 	const char *file = cfg_str(m->cfg, "maillog_file");
+	bool to_stderr = m->is_foreground &&
+	    !(*file == '\0' && stderr_is_journal());
 	int rc = 0;
 
 	/* log_init() reads these: what we pass on, not what we were given */
 	(void)unsetenv("POSTA_LOG_FILE");
 	(void)unsetenv("POSTA_LOG_STDERR");
-	log_init("master", (m->is_foreground ? LOG_TO_STDERR : 0) |
+	log_init("master", (to_stderr ? LOG_TO_STDERR : 0) |
 	    (*file != '\0' ? 0 : LOG_TO_SYSLOG));
 	if (*file != '\0') {
 		if (log_open_file(file) < 0) {
@@ -102,7 +126,7 @@ master_log_setup(struct master *m)
 		(void)setenv("POSTA_LOG_FILE", file, 1);
 	} else
 		(void)unsetenv("POSTA_LOG_FILE");
-	if (m->is_foreground)
+	if (to_stderr)
 		(void)setenv("POSTA_LOG_STDERR", "1", 1);
 	else
 		(void)unsetenv("POSTA_LOG_STDERR");

@@ -363,6 +363,28 @@ wait "$MP"
 rc=$?
 check "... which stops cleanly (exit $rc)" [ "$rc" = 0 ]
 
+# ---- stderr is the systemd journal and no maillog_file: each line once,
+# through syslog (which ends in the journal), none copied to stderr ------
+sed -i '/^maillog_file/d' "$T/etc/posta.conf"
+for how in journal other; do
+	: >"$T/$how.out"
+	if [ $how = journal ]; then
+		JS=$(stat -c '%d:%i' "$T/$how.out")
+	else
+		JS=0:0
+	fi
+	JOURNAL_STREAM=$JS "$MASTER" -c "$T/etc" -f >>"$T/$how.out" 2>&1 &
+	MP=$!
+	MPIDS+=("$MP")
+	wait_until 5 answers tcp "$P1"
+	kill -TERM "$MP"
+	wait "$MP"
+done
+check "stderr is the journal (JOURNAL_STREAM), no maillog_file: no copy" \
+    bash -c "! grep -q 'started:' '$T/journal.out'"
+check "JOURNAL_STREAM naming another file: lines on stderr as ever" \
+    grep -q 'posta/master\[[0-9]*\]: started:' "$T/other.out"
+
 if [ $failed -gt 0 ]; then
 	echo "# log follows"
 	sed 's/^/# /' "$T/log" "$T"/*.out

@@ -242,6 +242,10 @@ smtpd_queue_commit(struct smtpd_session *s)
 		return;
 	}
 	/* the writer's fd stays open until commit: the session waits */
-	fsyncq_submit(q.fsq, queue_writer_fd(s->qw), false,
+	/*
+	 * fdatasync: the content and what it takes to read it back (size,
+	 * block map), not the times; the name is the directory's business
+	 */
+	fsyncq_submit(q.fsq, queue_writer_fd(s->qw), true,
 	    queue_on_file_synced, s);
 }

@@ -295,6 +295,95 @@ def queued_id(text):
     m = re.match(r'2\.0\.0 Ok: queued as ([0-9A-Z]{12})$', text)
     return m.group(1) if m else None
 
+STRACE_LINE = re.compile(r'^(\d+) +(\d+):(\d+):(\d+\.\d+) (.*)$')
+
+
+def strace_calls(path):
+    """[(name, args_and_result, entry, exit)] from strace -f -tt -T"""
+    calls, open_ = [], {}
+    with open(path, errors='replace') as f:
+        for line in f:
+            m = STRACE_LINE.match(line.rstrip('\n'))
+            if not m:
+                continue
+            pid, rest = m.group(1), m.group(5)
+            t = (int(m.group(2)) * 3600 + int(m.group(3)) * 60 +
+                 float(m.group(4)))
+            r = re.match(r'<\.\.\. (\w+) resumed>(.*)$', rest)
+            if r:
+                name, start, head = open_.pop(pid, (r.group(1), t, ''))
+                calls.append((name, head + r.group(2), start, t))
+                continue
+            c = re.match(r'(\w+)\((.*)$', rest)
+            if not c:
+                continue
+            if rest.endswith('<unfinished ...>'):
+                open_[pid] = (c.group(1), t, c.group(2))
+                continue
+            d = re.search(r'<([\d.]+)>$', rest)
+            calls.append((c.group(1), c.group(2), t,
+                          t + (float(d.group(1)) if d else 0.0)))
+    return calls
+
+
+def test_durable_order():
+    """the order of the durable steps, seen by strace on the smtpd that
+    serves the MX: the file's name ID.tmp, then an fsync of incoming/
+    that starts after it; the file's fdatasync before its rename to ID;
+    the 250 only after both syncs are done"""
+    pids = re.findall(r'posta/smtpd\[(\d+)\]: smtp: ready', log_text())
+    strace = shutil.which('strace')
+    if not ok(pids and strace, 'durable order: strace and the MX smtpd '
+              '(pid %s) are there' % (pids[-1] if pids else None)):
+        return
+    out = os.path.join(T, 'strace.out')
+    st = subprocess.Popen([strace, '-f', '-tt', '-T', '-s', '200', '-o', out,
+                           '-e', 'trace=openat,renameat2,rename,fsync,'
+                           'fdatasync,sendto,write', '-p', pids[-1]],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        # strace says "Process N attached" (and its threads) when ready
+        time.sleep(1.0)
+        code, text = send_plain(P_MX, 'demo@example.test')
+        qid = queued_id(text)
+        time.sleep(0.3)
+    finally:
+        st.terminate()
+        st.wait(10)
+    ok(code == 250 and qid, 'durable order: the message is queued',
+       (code, text))
+    if not qid:
+        return
+    calls = strace_calls(out)
+    tmp = 'incoming/%s.tmp' % qid
+    named = [c for c in calls if c[0] in ('renameat2', 'openat') and
+             tmp in c[1] and ('renameat2' == c[0] or 'O_CREAT' in c[1])]
+    opened = [c for c in calls if c[0] == 'openat' and tmp in c[1] and
+              re.search(r'= (\d+)', c[1])]
+    fd = re.search(r'= (\d+)\s*(<[\d.]+>)?$', opened[-1][1]).group(1) \
+        if opened else None
+    fsync_file = [c for c in calls if c[0] == 'fdatasync' and
+                  fd is not None and c[1].startswith(fd + ')')]
+    commit = [c for c in calls if c[0] == 'rename' and tmp in c[1]]
+    reply = [c for c in calls if c[0] in ('sendto', 'write') and
+             ('250 2.0.0 Ok: queued as %s' % qid) in c[1]]
+    if not ok(named and fsync_file and commit and reply,
+              'durable order: strace saw the name, the fdatasync, the '
+              'rename and the 250',
+              '\n'.join('%s(%s' % (c[0], c[1][:120]) for c in calls)[:3000]):
+        return
+    t_named, t_synced = named[0][3], fsync_file[0][3]
+    t_commit, t_250 = commit[0][2], reply[0][2]
+    dir_syncs = [c for c in calls if c[0] == 'fsync' and
+                 c[2] > t_named and c[3] < t_250]
+    ok(t_synced < t_commit,
+       'durable order: the file is fdatasynced before it is renamed to ID')
+    ok(dir_syncs, 'durable order: an fsync of incoming/ that started after '
+       'the file got its name ID.tmp ended before the 250',
+       [(c[0], c[1][:40], c[2], c[3]) for c in calls if c[0] == 'fsync'])
+    ok(t_synced < t_250, 'durable order: the 250 comes after the file\'s '
+       'fdatasync')
+
 
 # ---- the tests ---------------------------------------------------------------
 
@@ -986,7 +1075,7 @@ def main():
                   test_gone_mid_data, test_bare_lf, test_pipelining,
                   test_bdat, test_submit_socket, test_connection_limit,
                   test_concurrent,
-                  test_swaks, test_enhanced_codes):
+                  test_swaks, test_enhanced_codes, test_durable_order):
             try:
                 t()
             except Exception as e:	# a crash is a failure, not a stop

@@ -216,6 +216,7 @@ struct queue_writer {
 	uint64_t size;
 	off_t	 size_off;	/* where the 13 digits of content_size are */
 	uint32_t crc;		/* CRC-32C so far (envelope, content) */
+	uint64_t flushed;	/* bytes written to fd so far */
 	int	 err;		/* first write errno, 0 if none */
 	bool	 sealed, committed;
 	bool	 recycled;	/* a file from free/, written over */
@@ -641,6 +642,7 @@ queue_writer_flush(struct queue_writer *w)
 		    strerror(errno));
 		return -1;
 	}
+	w->flushed += w->out.len;
 	buf_reset(&w->out);
 	return 0;
 }
@@ -662,6 +664,7 @@ queue_writer_write(struct queue_writer *w, const void *p, size_t n)
 				    w->tmp, strerror(errno));
 				return -1;
 			}
+			w->flushed += n;
 			return 0;
 		}
 	}
@@ -685,29 +688,38 @@ int
 queue_writer_seal(struct queue_writer *w, struct reply *r)
 {
 	char seal[QUEUE_SEAL_LEN + 1];
-	off_t end;
+	uint64_t at;
+	bool in_buf;
 
+	if (w->err != 0) {
+		queue_io_reply(r, w->err);
+		return -1;
+	}
+	/* "HHHHHHHH,26:content_size=DDDDDDDDDDDDD": one piece, in place */
+	(void)snprintf(seal, sizeof(seal), "%08x,26:content_size=%0*llu",
+	    (unsigned)crc32c_final(w->crc), QUEUE_SIZE_DIGITS,
+	    (unsigned long long)w->size);
+	at = (uint64_t)w->size_off - (QUEUE_CHECK_BACK - QUEUE_SIZE_BACK);
+	/* still in the buffer (a small message): it goes out with the rest */
+	in_buf = at >= w->flushed;
+	if (in_buf)
+		memcpy(w->out.data + (at - w->flushed), seal, QUEUE_SEAL_LEN);
 	if (queue_writer_flush(w) < 0) {
 		queue_io_reply(r, w->err);
 		return -1;
 	}
-	/* a recycled file: what the last message left beyond ours goes */
-	if (w->recycled && ((end = lseek(w->fd, 0, SEEK_CUR)) < 0 ||
-	    ftruncate(w->fd, end) < 0)) {
+	if (!in_buf && pwrite(w->fd, seal, QUEUE_SEAL_LEN, (off_t)at) !=
+	    QUEUE_SEAL_LEN) {
 		w->err = errno ? errno : EIO;
-		log_err("%s: truncate %s: %s", w->env->id, w->tmp,
+		log_err("%s: write %s: %s", w->env->id, w->tmp,
 		    strerror(w->err));
 		queue_io_reply(r, w->err);
 		return -1;
 	}
-	/* "HHHHHHHH,26:content_size=DDDDDDDDDDDDD": one write, in place */
-	(void)snprintf(seal, sizeof(seal), "%08x,26:content_size=%0*llu",
-	    (unsigned)crc32c_final(w->crc), QUEUE_SIZE_DIGITS,
-	    (unsigned long long)w->size);
-	if (pwrite(w->fd, seal, QUEUE_SEAL_LEN, w->size_off -
-	    (QUEUE_CHECK_BACK - QUEUE_SIZE_BACK)) != QUEUE_SEAL_LEN) {
+	/* a recycled file: what the last message left beyond ours goes */
+	if (w->recycled && ftruncate(w->fd, (off_t)w->flushed) < 0) {
 		w->err = errno ? errno : EIO;
-		log_err("%s: write %s: %s", w->env->id, w->tmp,
+		log_err("%s: truncate %s: %s", w->env->id, w->tmp,
 		    strerror(w->err));
 		queue_io_reply(r, w->err);
 		return -1;

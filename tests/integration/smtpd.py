@@ -318,7 +318,8 @@ def strace_calls(path):
             if not c:
                 continue
             if rest.endswith('<unfinished ...>'):
-                open_[pid] = (c.group(1), t, c.group(2))
+                open_[pid] = (c.group(1), t,
+                              c.group(2)[:-len('<unfinished ...>')].rstrip())
                 continue
             d = re.search(r'<([\d.]+)>$', rest)
             calls.append((c.group(1), c.group(2), t,

@@ -263,9 +263,13 @@ conn_in_txn(const struct smtp_conn *c)
 	    (c->state == C_TXN && c->mail_ok));
 }
 
-/* conn_broken - lost connection, timeout or a bad reply */
+/*
+ * conn_broken_how - lost connection, timeout or a bad reply: "WHAT NAME
+ * HOW while STAGE" (Postfix's words: "conversation with NAME timed out
+ * while sending end of data", "lost connection with NAME while ...")
+ */
 static void
-conn_broken(struct smtp_conn *c, const char *what)
+conn_broken_how(struct smtp_conn *c, const char *what, const char *how)
 {
 	if (c->state == C_IDLE || c->state == C_RSET) {
 		struct smtp_job *job = c->job;
@@ -279,14 +283,20 @@ conn_broken(struct smtp_conn *c, const char *what)
 		return;
 	}
 	if (conn_in_txn(c))
-		conn_txn_fail(c, "4.4.2", "%s %s while %s", what, c->name,
-		    c->stage);
+		conn_txn_fail(c, "4.4.2", "%s %s%s while %s", what, c->name,
+		    how, c->stage);
 	else if (c->state == C_CONNECTING)
 		conn_fail(c, "4.4.1", false, false, "connect to %s: %s",
 		    c->relay, what);
 	else
-		conn_fail(c, "4.4.2", false, false, "%s %s while %s", what,
-		    c->name, c->stage);
+		conn_fail(c, "4.4.2", false, false, "%s %s%s while %s", what,
+		    c->name, how, c->stage);
+}
+
+static void
+conn_broken(struct smtp_conn *c, const char *what)
+{
+	conn_broken_how(c, what, "");
 }
 
 static void
@@ -304,7 +314,7 @@ conn_on_timeout(struct ev *ev, void *arg)
 		conn_broken(c, "Connection timed out");
 		return;
 	}
-	conn_broken(c, "conversation with");
+	conn_broken_how(c, "conversation with", " timed out");
 }
 
 /* ---- output ------------------------------------------------------------ */

@@ -35,12 +35,14 @@ class Fake:
     ext: EHLO keywords; rcpt(addr) -> reply line; final(accepted, data)
     -> reply line; raw_greeting: bytes sent instead of a greeting (then
     the connection is only drained); tls: an ssl.SSLContext to offer
-    STARTTLS with; ehlo_reply: a reply to EHLO instead of 250."""
+    STARTTLS with; ehlo_reply: a reply to EHLO instead of 250; stall:
+    "MAIL", "RCPT", "DATA" or "." (the final dot): no answer to it, the
+    connection is only drained (a server that hangs there)."""
 
     def __init__(self, name, ext=("PIPELINING", "SIZE 10240000", "8BITMIME",
                                   "DSN", "ENHANCEDSTATUSCODES"),
                  rcpt=None, final=None, raw_greeting=None, tls=None,
-                 greeting=None):
+                 greeting=None, stall=None):
         self.name = name
         self.ext = list(ext)
         self.rcpt = rcpt or (lambda a: "250 2.1.5 Ok")
@@ -48,6 +50,7 @@ class Fake:
         self.raw_greeting = raw_greeting
         self.greeting = greeting or ("220 %s ESMTP fake" % name)
         self.tls = tls
+        self.stall = stall
         self.conns = []
         self.nmsg = 0
         self.lock = threading.Lock()
@@ -120,6 +123,9 @@ class Fake:
         while True:
             ln = line()
             verb = ln.split(" ", 1)[0].upper()
+            if verb == self.stall:
+                while True:	# hang: read, never answer
+                    fill()
             if verb == "EHLO":
                 exts = list(self.ext)
                 if self.tls is not None and not rec["tls"]:
@@ -167,6 +173,9 @@ class Fake:
                 data = bytes(buf[:end])
                 del buf[:end]
                 rec["messages"].append(data)
+                if self.stall == ".":
+                    while True:
+                        fill()
                 with self.lock:
                     self.nmsg += 1
                     n = self.nmsg
@@ -326,6 +335,10 @@ def run(tap, tmp, fakes):
     dead_port = dead.getsockname()[1]
     dead.close()
     mxs = fake("mx.fake")
+    stalls = {}
+    for verb, dom in (("MAIL", "hangmail.test"), ("RCPT", "hangrcpt.test"),
+                      ("DATA", "hangdata.test"), (".", "hangdot.test")):
+        stalls[dom] = fake("hang.fake", ext=("8BITMIME",), stall=verb)
     dns_port, dns = start_dns(tmp)
 
     routes = {"main.test": main_s, "nopipe.test": nopipe,
@@ -336,6 +349,7 @@ def run(tap, tmp, fakes):
               "maybroken.test": maybroken, "endless.test": endless,
               "longline.test": longline, "garbage.test": garbage,
               "greet5.test": greet5, "loop.test": loop}
+    routes.update(stalls)
     lines = ["%s smtp:[127.0.0.1]:%d" % (d, f.port)
              for d, f in routes.items()]
     lines.append("dead.test smtp:[127.0.0.1]:%d" % dead_port)
@@ -362,7 +376,11 @@ def run(tap, tmp, fakes):
                   "smtp": "smtp_tls_ca_file = %s/ca.pem\n"
                           "smtp_tls_policy_maps = file:%s/tls_policy\n"
                           "smtp_connection_cache_time = 3s\n"
-                          "smtp_helo_timeout = 10s\n" % (certs, tmp)})
+                          "smtp_helo_timeout = 10s\n"
+                          "smtp_mail_timeout = 2s\n"
+                          "smtp_rcpt_timeout = 2s\n"
+                          "smtp_data_init_timeout = 2s\n"
+                          "smtp_data_done_timeout = 2s\n" % (certs, tmp)})
     try:
         p.start()
         tap.ok(wait_until(lambda: os.path.exists(
@@ -654,6 +672,27 @@ def checks(tap, p, routes, dead_port):
     line = log_line(p, qid, "u@loop.test")
     tap.ok(line and "dsn=5.4.6" in line and "loops back to myself" in line,
            "greeting with our own name: 5.4.6 mail loop", line)
+
+    # ---- servers that hang: each stage's timeout, Postfix's words --------
+    hang = {}
+    for dom in ("hangmail.test", "hangrcpt.test", "hangdata.test",
+                "hangdot.test"):
+        hang[dom], _ = submit(p, ["u@" + dom], b"x\r\n")
+    for dom, stage in (("hangmail.test", "sending MAIL FROM"),
+                       ("hangrcpt.test", "sending RCPT TO"),
+                       ("hangdata.test", "sending DATA command"),
+                       ("hangdot.test", "sending end of data")):
+        line = log_line(p, hang[dom], "u@" + dom)
+        tap.ok(line and "status=deferred" in line and "dsn=4.4.2" in line
+               and "conversation with 127.0.0.1[127.0.0.1] timed out while "
+               "%s" % stage in line,
+               "a server that hangs at %s: deferred when the stage's "
+               "timeout ends, 4.4.2, \"timed out while %s\""
+               % (stage.split(" ", 1)[1], stage), line)
+    t = routes["hangdot.test"].conns
+    tap.ok(t and t[0]["messages"] and t[0]["closed"],
+           "hang at the final dot: the whole message was sent, then the "
+           "agent gave up and closed", [c["lines"] for c in t])
 
     # ---- the agent survived all of it ------------------------------------
     tap.eq(len(re.findall(r"posta/smtp\[\d+\]: started", p.log())), 1,

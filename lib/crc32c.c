@@ -103,9 +103,6 @@ crc32c(const void *p, size_t n)
 	return crc32c_final(crc32c_update(crc32c_init(), p, n));
 }
 
-/* for the unit test: the table version whatever the CPU */
-uint32_t crc32c_update_sw(uint32_t, const void *, size_t);
-
 uint32_t
 crc32c_update_sw(uint32_t c, const void *p, size_t n)
 {

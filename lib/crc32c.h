@@ -41,4 +41,7 @@ uint32_t crc32c_update(uint32_t c, const void *p, size_t n);
 /* crc32c - the check sum of one buffer */
 uint32_t crc32c(const void *p, size_t n);
 
+/* crc32c_update_sw - crc32c_update() by the tables whatever the CPU (tests) */
+uint32_t crc32c_update_sw(uint32_t c, const void *p, size_t n);
+
 #endif

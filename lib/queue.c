@@ -1177,6 +1177,17 @@ queue_verify(int fd, const struct queue_env *env, const char **why_r)
 }
 
 int
+queue_tmp_id(const char *name, char id[QUEUE_ID_LEN + 1])
+{
+	if (strlen(name) != QUEUE_ID_LEN + 4 ||
+	    strcmp(name + QUEUE_ID_LEN, ".tmp") != 0)
+		return 0;
+	memcpy(id, name, QUEUE_ID_LEN);
+	id[QUEUE_ID_LEN] = '\0';
+	return queue_id_ok(id);
+}
+
+int
 queue_tmp_recover(int dirfd, const char *name, const char **why_r,
     bool *is_busy_r)
 {
@@ -1186,14 +1197,7 @@ queue_tmp_recover(int dirfd, const char *name, const char **why_r,
 	int fd, rc = 0, saved;
 
 	*is_busy_r = false;
-	if (strlen(name) != QUEUE_ID_LEN + 4 ||
-	    strcmp(name + QUEUE_ID_LEN, ".tmp") != 0) {
-		*why_r = "not a temporary queue file name";
-		return 0;
-	}
-	memcpy(id, name, QUEUE_ID_LEN);
-	id[QUEUE_ID_LEN] = '\0';
-	if (!queue_id_ok(id)) {
+	if (!queue_tmp_id(name, id)) {
 		*why_r = "not a temporary queue file name";
 		return 0;
 	}

@@ -227,6 +227,12 @@ int	queue_read(int fd, struct queue_env *env, const char **why_r,
 int	queue_verify(int fd, const struct queue_env *env, const char **why_r);
 
 /*
+ * queue_tmp_id - 1 with the ID in id when name is "ID.tmp" (a writer's
+ * temporary name in incoming/), else 0
+ */
+int	queue_tmp_id(const char *name, char id[QUEUE_ID_LEN + 1]);
+
+/*
  * queue_tmp_recover - incoming/ID.tmp (name, in the directory dirfd)
  * left by a writer that is gone: 1 when it held a whole, sealed message
  * (id=ID, check sum good) and was renamed to ID and the directory

@@ -50,26 +50,12 @@ scan_names_add(struct scan_names *sn, const char *id)
 	memcpy(sn->id[sn->n++], id, QUEUE_ID_LEN + 1);
 }
 
-/* scan_is_tmp - "ID.tmp" */
-static int
-scan_is_tmp(const char *name)
-{
-	char id[QUEUE_ID_LEN + 1];
-
-	if (strlen(name) != QUEUE_ID_LEN + 4 ||
-	    strcmp(name + QUEUE_ID_LEN, ".tmp") != 0)
-		return 0;
-	memcpy(id, name, QUEUE_ID_LEN);
-	id[QUEUE_ID_LEN] = '\0';
-	return queue_id_ok(id);
-}
-
 /* scan_dir - the queue IDs in dir, sorted; stale .tmp removed */
 static void
 scan_dir(enum queue_dir d, struct scan_names *sn, int64_t now)
 {
 	const char *dn = queue_dir_name(d);
-	char path[64];
+	char id[QUEUE_ID_LEN + 1];
 	struct dirent *de;
 	struct stat st;
 	const char *why;
@@ -88,24 +74,23 @@ scan_dir(enum queue_dir d, struct scan_names *sn, int64_t now)
 			scan_names_add(sn, de->d_name);
 			continue;
 		}
-		if (d != QUEUE_INCOMING || !scan_is_tmp(de->d_name))
+		if (d != QUEUE_INCOMING || !queue_tmp_id(de->d_name, id))
 			continue;
-		(void)snprintf(path, sizeof(path), "%.16s", de->d_name);
-		rc = queue_tmp_recover(dfd, path, &why, &busy);
+		rc = queue_tmp_recover(dfd, de->d_name, &why, &busy);
 		if (rc > 0) {
-			log_info("%.12s: recovered incoming/%s: a whole "
-			    "message, sealed, check sum good", path, path);
-			path[QUEUE_ID_LEN] = '\0';
-			scan_names_add(sn, path);
+			log_info("%s: recovered incoming/%s: a whole "
+			    "message, sealed, check sum good", id, de->d_name);
+			scan_names_add(sn, id);
 		} else if (rc < 0) {
-			log_warn("%.12s: incoming/%s: %s", path, path,
+			log_warn("%s: incoming/%s: %s", id, de->d_name,
 			    strerror(errno));
-		} else if (!busy && fstatat(dfd, path, &st,
+		} else if (!busy && fstatat(dfd, de->d_name, &st,
 		    AT_SYMLINK_NOFOLLOW) == 0 &&
 		    now - (int64_t)st.st_mtime > QMGR_TMP_MAX_AGE) {
-			if (unlinkat(dfd, path, 0) == 0)
-				log_info("%.12s: removed stale temporary "
-				    "file incoming/%s (%s)", path, path, why);
+			if (unlinkat(dfd, de->d_name, 0) == 0)
+				log_info("%s: removed stale temporary "
+				    "file incoming/%s (%s)", id, de->d_name,
+				    why);
 		}
 	}
 	(void)closedir(dir);

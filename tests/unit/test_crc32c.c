@@ -14,8 +14,6 @@
 
 #include "crc32c.h"
 
-uint32_t crc32c_update_sw(uint32_t, const void *, size_t);
-
 static void
 test_known(void **state)
 {

@@ -570,11 +570,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         self.stop()
 
     def log(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return postalib.read_text(self.logfile)
 
     def wait_log(self, pattern, timeout=15):
         return wait_until(lambda: re.search(pattern, self.log()), timeout)

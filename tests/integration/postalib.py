@@ -111,6 +111,15 @@ def wait_until(pred, timeout=15.0, step=0.05):
     return pred()
 
 
+def read_text(path):
+    """the file's text, "" when it cannot be read (a log not yet made)"""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def write_file(path, text, mode=0o644):
     with open(path, "w") as f:
         f.write(text)
@@ -451,11 +460,7 @@ local       unix private/local 1 local
     # ---- looking ---------------------------------------------------------
 
     def log(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.logfile)
 
     def wait_log(self, text, timeout=15):
         return wait_until(lambda: text in self.log(), timeout)

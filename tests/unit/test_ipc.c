@@ -164,13 +164,29 @@ static const struct ipc_handler handlers[] = {
 	{ NULL, NULL },
 };
 
+/*
+ * deferred_drop - after the server is freed: deferred requests of closed
+ * connections are orphans that their owner frees (exit 4 if one is not)
+ */
+static void
+deferred_drop(struct ev *ev)
+{
+	size_t i;
+
+	for (i = 0; i < MAX_DEFERRED; i++) {
+		ev_timer_cancel(ev, &deferred[i].t);
+		if (deferred[i].req != NULL && !ipc_req_is_orphan(deferred[i].req))
+			_exit(4);
+		ipc_req_done(&deferred[i].req, IPC_OK);
+	}
+}
+
 static void
 server_main(int lfd)
 {
 	const struct ipc_limits lim = { MAX_MSG, 16, MAX_CONNS, IDLE_MS, 0 };
 	struct ipc_server *srv;
 	struct ev *ev = ev_new();
-	size_t i;
 
 	log_init("test_ipc", LOG_TO_STDERR);
 	if (ev_signal(ev, SIGTERM, on_term, NULL) < 0)
@@ -179,13 +195,7 @@ server_main(int lfd)
 	if (ev_run(ev) < 0)
 		_exit(3);
 	ipc_server_free(&srv);
-	/* deferred requests of closed connections: their owner frees them */
-	for (i = 0; i < MAX_DEFERRED; i++) {
-		ev_timer_cancel(ev, &deferred[i].t);
-		if (deferred[i].req != NULL && !ipc_req_is_orphan(deferred[i].req))
-			_exit(4);
-		ipc_req_done(&deferred[i].req, IPC_OK);
-	}
+	deferred_drop(ev);
 	ev_free(&ev);
 	exit(0);
 }
@@ -219,7 +229,6 @@ drain_server_main(int lfd)
 	const struct ipc_limits lim = { MAX_MSG, 16, MAX_CONNS, IDLE_MS,
 	    1000 };
 	struct ev *ev = ev_new();
-	size_t i;
 
 	log_init("test_ipc", LOG_TO_STDERR);
 	if (ev_signal(ev, SIGTERM, on_term, NULL) < 0 ||
@@ -230,12 +239,7 @@ drain_server_main(int lfd)
 	if (ev_run(ev) < 0)
 		_exit(3);
 	ipc_server_free(&drain_srv);
-	for (i = 0; i < MAX_DEFERRED; i++) {
-		ev_timer_cancel(ev, &deferred[i].t);
-		if (deferred[i].req != NULL && !ipc_req_is_orphan(deferred[i].req))
-			_exit(4);
-		ipc_req_done(&deferred[i].req, IPC_OK);
-	}
+	deferred_drop(ev);
 	ev_free(&ev);
 	exit(drain_called == 1 ? 0 : 5);
 }
